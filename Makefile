@@ -1,0 +1,71 @@
+# flowlake — see README.md. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/flowlake
+LAKE ?= ./flowlake-data
+STATICCHECK_VERSION := 2025.1.1
+GOBIN := $(shell $(GO) env GOPATH)/bin
+# Debian packages the tests use as references (installed when root and missing).
+APT_TOOLS := tshark:tshark tcpflow:tcpflow tcpdump:tcpdump editcap:wireshark-common nginx:nginx wrk:wrk ethtool:ethtool
+SAMPLES := $(sort $(wildcard localstack/samples/*.pcap localstack/samples/*.pcapng))
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## download Go modules
+	$(GO) mod download
+
+.PHONY: tools
+tools: ## install the Debian reference tools (tshark, tcpflow, …) when root and missing
+	@missing=""; for t in $(APT_TOOLS); do cmd=$${t%%:*}; pkg=$${t##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: missing$$missing (not root: tests that need them will skip)"; fi; \
+	fi
+
+.PHONY: build
+build: deps ## build bin/flowlake
+	$(GO) build -o $(BIN) ./cmd/flowlake
+
+.PHONY: test
+test: deps tools ## run every test (installs what they need)
+	$(GO) test -count=1 -timeout 25m ./...
+
+.PHONY: lint
+lint: deps ## go vet + staticcheck
+	$(GO) vet ./...
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck ./...
+
+.PHONY: fuzz
+fuzz: deps ## run each fuzz target for FUZZTIME (default 30s)
+	@for pkg in $$($(GO) list ./internal/...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
+	  done; done
+
+.PHONY: bench
+bench: build tools ## Go benchmarks per stage, then flowlake vs tshark vs tcpflow on real captures
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	$(MAKE) bench-compare
+
+-include internal/bench/bench.mk
+
+.PHONY: demo
+demo: build ## parse the bundled sample captures into ./flowlake-data and show what is in the lake
+	@rm -rf $(LAKE)
+	./$(BIN) parse --lake $(LAKE) --agent demo $(SAMPLES)
+	@echo
+	./$(BIN) show --lake $(LAKE)
+
+.PHONY: clean
+clean: ## remove build output and the demo lake
+	rm -rf bin $(LAKE)
