@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/flowlake
 LAKE ?= ./flowlake-data
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.8.2
 GOBIN := $(shell $(GO) env GOPATH)/bin
 # Debian packages the tests use as references (installed when root and missing).
 APT_TOOLS := tshark:tshark tcpflow:tcpflow tcpdump:tcpdump editcap:wireshark-common nginx:nginx wrk:wrk ethtool:ethtool

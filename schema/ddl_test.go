@@ -142,7 +142,7 @@ func TestColumnsOfRejectsUnsupportedTypes(t *testing.T) {
 	type skip struct {
 		A int64 `parquet:"-"`
 		B int32
-		c bool
+		c bool //lint:ignore U1000 an unexported field must be skipped by columnsOf
 	}
 	cols, err := columnsOf(reflect.TypeFor[skip]())
 	if err != nil {

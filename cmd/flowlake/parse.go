@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -55,6 +56,7 @@ func runParse(ctx context.Context, args []string, getenv func(string) string, st
 	redactHeaders := fs.String("redact-headers", strings.Join(redact.Default().Headers, ","), "comma-separated header names whose values are redacted")
 	progress := fs.String("progress", "auto", "progress bar: auto (on a terminal), always or never")
 	quiet := fs.Bool("q", false, "print nothing but errors")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -72,6 +74,16 @@ func runParse(ctx context.Context, args []string, getenv func(string) string, st
 		} else if fi.IsDir() {
 			return fmt.Errorf("parse: %s is a directory; give the capture files (e.g. %s/*.pcap)", f, f)
 		}
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fmt.Errorf("parse: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("parse: cpu profile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	keys := keylog.New()
 	for _, k := range keylogs {

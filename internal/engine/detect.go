@@ -16,25 +16,38 @@ const (
 
 const (
 	// detectPrefix is how many leading bytes of a direction are gathered
-	// before giving up on recognising the protocol from them.
+	// to recognise the protocol.
 	detectPrefix = 16
-	// detectChunks is how many later chunks are still tried (a connection
-	// seen mid-stream is recognised at the next message that starts a
-	// packet).
+	// detectChunks is how many chunks are tried before the connection is
+	// given up as an unknown protocol (a connection seen mid-stream is
+	// recognised at the next message that starts a packet).
 	detectChunks = 64
+	// detectHold bounds the bytes held for replay while undecided.
+	detectHold = 64 << 10
 )
 
+// chunk is held data (or a gap, when data is nil) of an undecided
+// connection.
+type chunk struct {
+	dir  tcp.Dir
+	ts   int64
+	data []byte
+	gap  int
+}
+
 // detector is every connection's StreamHandler. It picks the protocol
-// parser from the first bytes (or the port) and then forwards to it,
-// flipping directions when the roles guessed by the assembler turn out to
-// be reversed.
+// parser from the first bytes of either direction (or the port), replays
+// what it held to the parser, and then forwards, flipping directions when
+// the roles guessed by the assembler turn out to be reversed.
 type detector struct {
 	e      *Engine
 	c      *tcp.Conn
 	cs     *connState
 	next   tcp.StreamHandler // nil while undecided
 	failed bool              // gave up: unknown protocol
-	buf    [2][]byte
+	prefix [2][]byte         // first bytes of each direction
+	held   []chunk           // everything seen while undecided, in order
+	heldN  int
 	tried  int
 }
 
@@ -52,33 +65,42 @@ func (d *detector) Data(dir tcp.Dir, ts int64, b []byte) {
 		return
 	}
 	d.tried++
-	data := b
-	if len(d.buf[dir]) > 0 || (len(b) < detectPrefix && d.tried <= 2) {
-		d.buf[dir] = append(d.buf[dir], b...)
-		data = d.buf[dir]
+	if d.heldN+len(b) <= detectHold {
+		d.held = append(d.held, chunk{dir: dir, ts: ts, data: append([]byte(nil), b...)})
+		d.heldN += len(b)
+	} else {
+		d.held = append(d.held[:0], chunk{dir: dir, ts: ts, gap: d.heldN})
+		d.heldN = 0
 	}
-	app, flip := classify(dir, data)
-	if app == "" && len(data) > len(b) {
-		// The gathered prefix may start with junk (a keep-alive probe's
-		// byte on a connection seen mid-stream): try this chunk alone.
+	if n := detectPrefix - len(d.prefix[dir]); n > 0 {
+		d.prefix[dir] = append(d.prefix[dir], b[:min(n, len(b))]...)
+	}
+	held := d.held
+	app, flip := classify(dir, d.prefix[dir])
+	if app == "" {
+		// A connection seen mid-stream (or after a keep-alive probe's
+		// byte): a message may start this chunk. What came before it is
+		// the tail of earlier messages, not replayed.
 		if app, flip = classify(dir, b); app != "" {
-			data = b
+			held = held[len(held)-1:]
 		}
 	}
 	if app == "" {
-		if len(data) < detectPrefix && d.tried <= 4 {
-			return // wait for more of this prefix
-		}
-		d.buf[dir] = nil
 		if d.tried > detectChunks {
 			d.failed = true
-			d.buf = [2][]byte{}
+			d.held, d.prefix = nil, [2][]byte{}
 		}
 		return
 	}
 	d.decide(app, flip)
-	d.forward(dir, ts, data)
-	d.buf = [2][]byte{}
+	d.held, d.prefix = nil, [2][]byte{}
+	for _, c := range held {
+		if c.data != nil {
+			d.forward(c.dir, c.ts, c.data)
+		} else if c.gap > 0 {
+			d.Gap(c.dir, c.ts, c.gap)
+		}
+	}
 }
 
 func (d *detector) isDNS() bool {
@@ -131,7 +153,9 @@ func (d *detector) forward(dir tcp.Dir, ts int64, b []byte) {
 
 func (d *detector) Gap(dir tcp.Dir, ts int64, n int) {
 	if d.next == nil {
-		d.buf[dir] = nil
+		if !d.failed {
+			d.held = append(d.held, chunk{dir: dir, ts: ts, gap: n})
+		}
 		return
 	}
 	if d.cs.swapped {

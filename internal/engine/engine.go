@@ -156,9 +156,9 @@ func (e *Engine) emitDNS(q *dns.Query) {
 	e.stats.DNSQueries++
 	id := (&flowid.Hasher{}).Str(e.cfg.Agent).Str(q.Transport).Addr(q.Client.IP, q.Client.Port).Addr(q.Server.IP, q.Server.Port).
 		Int(int64(q.ID)).Str(q.Name).Int(q.TS).ID()
-	answers := q.Answers
-	if len(answers) == 0 {
-		answers = nil
+	var answers []string // the tracker reuses q.Answers after the call
+	if len(q.Answers) > 0 {
+		answers = append(answers, q.Answers...)
 	}
 	e.out.DNS(&schema.DNS{
 		ID:         id,

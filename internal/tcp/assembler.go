@@ -271,7 +271,14 @@ func (a *Assembler) Packet(p *decode.Packet) {
 		seq++ // data on a SYN (TFO) starts after it
 	}
 	if !h.init {
+		// First bytes of a direction whose handshake was not seen. If the
+		// peer already acknowledged up to some point, the stream resumes
+		// there: bytes between that point and this segment were sent but
+		// not captured, and become a gap once acknowledged.
 		h.init, h.next = true, seq
+		if h.acked && seqBefore(h.ackedTo, seq) && seq-h.ackedTo < 1<<30 {
+			h.next = h.ackedTo
+		}
 	}
 	if fin && !h.finSeen {
 		h.finSeen, h.finSeq = true, seq+uint32(len(p.Payload)+p.Missing)

@@ -236,3 +236,22 @@ func TestSequenceWrap(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// A connection seen mid-stream: the client's first packet already
+// acknowledges server bytes up to 7000, so server data starting at 7100
+// means 100 bytes were not captured.
+func TestMidStreamResumesAtPeerAck(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.pkt(cli, srv, "A", 3000, 7000, "GET /")
+	h.pkt(srv, cli, "A", 7100, 3005, "body")
+	if got := h.recs[0].out[ServerToClient].String(); got != "" {
+		t.Fatalf("delivered across an unknown hole: %q", got)
+	}
+	h.pkt(cli, srv, "A", 3005, 7104, "")
+	if got := h.recs[0].out[ServerToClient].String(); got != "[gap 100]body" {
+		t.Errorf("s2c %q", got)
+	}
+	if c := h.finish(); c.Missing != 100 {
+		t.Errorf("missing %d", c.Missing)
+	}
+}
