@@ -49,6 +49,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"parse", "parse capture files into the Parquet lake", runParse},
+		{"segment", "cut capture files into capture segments and upload them to the object store", runSegment},
 		{"show", "print row counts and the first rows of the lake tables", runShow},
 		{"version", "print the version", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "flowlake", version)

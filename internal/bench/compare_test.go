@@ -111,10 +111,10 @@ func flowlakeTool(bin, origin, missing string) tool {
 		origin:  origin,
 		missing: missing,
 		args: func(capture, dir string) []string {
-			return []string{"parse", "--lake", filepath.Join(dir, "lake"), capture}
+			return []string{"parse", "--lake", dir, capture}
 		},
 		summarize: func(dir string, _ int64) (string, int64, error) {
-			lake := filepath.Join(dir, "lake")
+			lake := filepath.Join(dir, "lake") // --lake is the store root; tables live under lake/
 			httpRows, httpFiles, err := CountParquetRows(filepath.Join(lake, schema.TableHTTP))
 			if err != nil {
 				return "", 0, err

@@ -19,10 +19,16 @@ type captureResult struct {
 	pendingAt int // queries pending just before Flush
 }
 
-// copyQuery returns a copy of q that outlives the emit call.
+// copyQuery returns a copy of q that outlives the emit call. An empty
+// Answers is nil or not depending on the Tracker's reused buffer (the
+// engine copies only non-empty lists); the copy holds nil for both, so
+// that rows compare by value.
 func copyQuery(q *Query) Query {
 	c := *q
-	c.Answers = slices.Clone(q.Answers)
+	c.Answers = nil
+	if len(q.Answers) > 0 {
+		c.Answers = slices.Clone(q.Answers)
+	}
 	return c
 }
 
@@ -31,15 +37,49 @@ func copyQuery(q *Query) Query {
 // (the captures used here have no loss or reordering).
 func runCapture(t testing.TB, segs []segment, timeout int64) captureResult {
 	t.Helper()
+	return runCaptureSplit(t, segs, timeout, nil)
+}
+
+// runCaptureSplit is runCapture with checkpoints: before the segment of
+// each index in splits (ascending; len(segs) for after the last one), the
+// Tracker and every Stream are marshalled and replaced by ones restored
+// from their state, as parse does between capture segments.
+func runCaptureSplit(t testing.TB, segs []segment, timeout int64, splits []int) captureResult {
+	t.Helper()
 	res := captureResult{udpNames: map[string]bool{}, answers: map[string][]netip.Addr{}}
-	tr := NewTracker(timeout, func(q *Query) { res.rows = append(res.rows, copyQuery(q)) })
-	tr.OnAnswer(func(name string, ip netip.Addr) { res.answers[name] = append(res.answers[name], ip) })
+	emit := func(q *Query) { res.rows = append(res.rows, copyQuery(q)) }
+	onAnswer := func(name string, ip netip.Addr) { res.answers[name] = append(res.answers[name], ip) }
+	tr := NewTracker(timeout, emit)
+	tr.OnAnswer(onAnswer)
 
 	type connKey struct{ a, b Endpoint }
 	streams := map[connKey]*Stream{}
 	clients := map[connKey]Endpoint{}
+	checkpoint := func() {
+		st, err := tr.MarshalState()
+		if err != nil {
+			t.Fatalf("marshal tracker: %v", err)
+		}
+		if tr, err = RestoreTracker(timeout, st, emit); err != nil {
+			t.Fatalf("restore tracker: %v", err)
+		}
+		tr.OnAnswer(onAnswer)
+		for k, s := range streams {
+			st, err := s.MarshalState()
+			if err != nil {
+				t.Fatalf("marshal stream: %v", err)
+			}
+			if streams[k], err = RestoreStream(tr, st); err != nil {
+				t.Fatalf("restore stream: %v", err)
+			}
+		}
+	}
 	var last int64
-	for _, s := range segs {
+	for i, s := range segs {
+		for len(splits) > 0 && splits[0] <= i {
+			checkpoint()
+			splits = splits[1:]
+		}
 		tr.Advance(s.ts)
 		last = s.ts
 		if !dnsPort(s.src.Port) && !dnsPort(s.dst.Port) {
@@ -76,6 +116,9 @@ func runCapture(t testing.TB, segs []segment, timeout int64) captureResult {
 			dir = tcp.ClientToServer
 		}
 		st.Data(dir, s.ts, s.payload)
+	}
+	for range splits {
+		checkpoint()
 	}
 	keys := make([]connKey, 0, len(streams))
 	for k := range streams {

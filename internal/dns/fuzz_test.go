@@ -98,3 +98,30 @@ func runStream(c2s, s2c []byte, n, gapAt int) []Query {
 	tr.Flush()
 	return c.rows
 }
+
+// FuzzRestoreTracker restores arbitrary Tracker state, seeded with states
+// taken along the DNS captures: it must be refused with ErrBadState or give
+// a Tracker that takes a packet, marshals again and flushes what it holds.
+func FuzzRestoreTracker(f *testing.F) {
+	states, next := realTrackerStates(f)
+	for i := range states {
+		f.Add(states[i], next[i])
+	}
+	f.Fuzz(func(t *testing.T, state, payload []byte) {
+		checkTracker(t, state, payload)
+	})
+}
+
+// FuzzRestoreStream restores arbitrary Stream state, seeded with states
+// taken inside DNS-over-TCP connections: it must be refused with
+// ErrBadState or give a Stream that continues with the given bytes within
+// its bounds and marshals again.
+func FuzzRestoreStream(f *testing.F) {
+	states, c2s, s2c := realStreamStates(f)
+	for i := range states {
+		f.Add(states[i], c2s[i], s2c[i])
+	}
+	f.Fuzz(func(t *testing.T, state, c2s, s2c []byte) {
+		checkStream(t, state, c2s, s2c)
+	})
+}

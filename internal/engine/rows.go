@@ -165,6 +165,15 @@ func ctypeShort(ct string) string {
 // isText reports whether b is mostly printable UTF-8 text. A multi-byte
 // rune cut by the preview bound at the end is allowed.
 func isText(b []byte) bool {
+	if utf8.Valid(b) {
+		bad := 0
+		for _, c := range b {
+			if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+				bad++
+			}
+		}
+		return bad*20 <= len(b) && bad < 64
+	}
 	bad := 0
 	for i := 0; i < len(b); {
 		r, n := utf8.DecodeRune(b[i:])

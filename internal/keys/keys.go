@@ -5,6 +5,7 @@
 //	secrets/agent=<id>/stream=<k>/<yyyy>/<mm>/<dd>/<hh>/<seq:020d>.keylog
 //	status/agent=<id>/<yyyy>/<mm>/<dd>/<hh>/<unix-ts>.json
 //	state/agent=<id>/stream=<k>/<seq:020d>.ckpt
+//	state/agent=<id>/stream=<k>/<seq:020d>.seg   (the raw key of segment seq, written by ingest)
 //	lake/<table>/dt=YYYY-MM-DD/hour=HH/<name>.parquet
 //	quarantine/<original key>            (the bad input, copied)
 //	quarantine/<original key>.error.json (why)
@@ -37,6 +38,7 @@ const (
 	ExtSegment = ".pcapng.zst"
 	ExtKeylog  = ".keylog"
 	ExtState   = ".ckpt"
+	ExtIndex   = ".seg"
 	ExtStatus  = ".json"
 	ExtParquet = ".parquet"
 	ExtError   = ".error.json"
@@ -91,6 +93,13 @@ func Status(agent string, t time.Time) string {
 // State is the key of the parse checkpoint written after segment seq.
 func State(s Stream, seq uint64) string {
 	return fmt.Sprintf("%s%s/%020d%s", PrefixState, s, seq, ExtState)
+}
+
+// SegmentIndex is the key of the index object that ingest writes for
+// segment seq: its body is the segment's raw key, so that parse can find
+// segment seq without listing the date-partitioned raw/ prefix.
+func SegmentIndex(s Stream, seq uint64) string {
+	return fmt.Sprintf("%s%s/%020d%s", PrefixState, s, seq, ExtIndex)
 }
 
 // StatePrefix is the prefix of all checkpoints of a stream.
@@ -197,4 +206,31 @@ func Parse(key string) (Parsed, error) {
 		return p, fmt.Errorf("%w: %q: bad sequence number", ErrBadKey, key)
 	}
 	return p, nil
+}
+
+// ParseState parses a checkpoint or segment index key of the state/ prefix.
+func ParseState(key string) (Stream, uint64, error) {
+	var s Stream
+	rest, ok := strings.CutPrefix(key, PrefixState)
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 3 || !strings.HasPrefix(parts[0], "agent=") || !strings.HasPrefix(parts[1], "stream=") {
+		return s, 0, fmt.Errorf("%w: %q is not a state key", ErrBadKey, key)
+	}
+	s.Agent = parts[0][len("agent="):]
+	k, err := strconv.Atoi(parts[1][len("stream="):])
+	if err != nil || ValidAgent(s.Agent) != nil {
+		return s, 0, fmt.Errorf("%w: %q", ErrBadKey, key)
+	}
+	s.Stream = k
+	name := parts[2]
+	if i := strings.IndexByte(name, '.'); i == 20 {
+		name = name[:i]
+	} else {
+		return s, 0, fmt.Errorf("%w: %q", ErrBadKey, key)
+	}
+	seq, err := strconv.ParseUint(name, 10, 64)
+	if err != nil {
+		return s, 0, fmt.Errorf("%w: %q", ErrBadKey, key)
+	}
+	return s, seq, nil
 }

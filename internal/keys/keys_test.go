@@ -50,3 +50,16 @@ func TestParseRejects(t *testing.T) {
 		t.Error("ValidAgent")
 	}
 }
+
+func TestParseState(t *testing.T) {
+	s := Stream{Agent: "a", Stream: 2}
+	for _, k := range []string{State(s, 7), SegmentIndex(s, 7)} {
+		got, seq, err := ParseState(k)
+		if err != nil || got != s || seq != 7 {
+			t.Errorf("%s: %v %d %v", k, got, seq, err)
+		}
+	}
+	if _, _, err := ParseState("state/agent=a/stream=x/00000000000000000001.ckpt"); !errors.Is(err, ErrBadKey) {
+		t.Error(err)
+	}
+}

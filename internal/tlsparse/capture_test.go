@@ -41,18 +41,22 @@ func captureHellos(t testing.TB, conns []*conn) []*Hello {
 	return out
 }
 
-func TestCapturesAgainstTruth(t *testing.T) {
-	cases := []struct {
-		file string
-		// keylog is how many Hellos have their ClientRandom in the
-		// capture's key log (pcapfs-feature_test's other two connections
-		// use RSA key exchange and are keyed by an RSA line instead).
-		keylog int
-		// hrr is how many HelloRetryRequest exchanges tshark counts as an
-		// extra ClientHello, ServerHello and TLS1.3 version: one Hello here.
-		hrr   int
-		check func(t *testing.T, hs []*Hello)
-	}{
+// captureCase is one capture of TestCapturesAgainstTruth; the
+// checkpoint tests run the same captures.
+type captureCase struct {
+	file string
+	// keylog is how many Hellos have their ClientRandom in the
+	// capture's key log (pcapfs-feature_test's other two connections
+	// use RSA key exchange and are keyed by an RSA line instead).
+	keylog int
+	// hrr is how many HelloRetryRequest exchanges tshark counts as an
+	// extra ClientHello, ServerHello and TLS1.3 version: one Hello here.
+	hrr   int
+	check func(t *testing.T, hs []*Hello)
+}
+
+func captureCases() []captureCase {
+	return []captureCase{
 		{file: "ndpi-chrome.pcap", check: func(t *testing.T, hs []*Hello) {
 			resumed := 0
 			for _, h := range hs {
@@ -121,7 +125,10 @@ func TestCapturesAgainstTruth(t *testing.T) {
 		// reddit's, plus two more HelloRetryRequests in the copies.
 		{file: "bench-mixed-web-24mb.pcap", hrr: 3},
 	}
-	for _, c := range cases {
+}
+
+func TestCapturesAgainstTruth(t *testing.T) {
+	for _, c := range captureCases() {
 		stem := strings.TrimSuffix(c.file, filepath.Ext(c.file))
 		t.Run(stem, func(t *testing.T) {
 			tr := loadTruth(t, stem)

@@ -65,3 +65,17 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRestoreStream restores arbitrary state, seeded with states of real
+// connections taken inside and after their handshakes: it must be refused
+// with ErrBadState or give a Stream that continues with the given bytes
+// within its bounds, emits at most one Hello and marshals again.
+func FuzzRestoreStream(f *testing.F) {
+	states, c2s, s2c := realStates(f)
+	for i := range states {
+		f.Add(states[i], c2s[i], s2c[i])
+	}
+	f.Fuzz(func(t *testing.T, state, c2s, s2c []byte) {
+		checkRestored(t, state, c2s, s2c)
+	})
+}
