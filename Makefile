@@ -36,7 +36,7 @@ build: deps ## build bin/flowlake
 	$(GO) build -o $(BIN) ./cmd/flowlake
 
 .PHONY: test
-test: deps tools ## run every test (installs what they need)
+test: deps tools minio ## run every test (installs what they need: Go modules, MinIO, Debian tools as root)
 	$(GO) test -count=1 -timeout 25m ./...
 
 .PHONY: lint
@@ -58,6 +58,7 @@ bench: build tools ## Go benchmarks per stage, then flowlake vs tshark vs tcpflo
 	$(MAKE) bench-compare
 
 -include internal/bench/bench.mk
+include internal/store/minio.mk
 
 .PHONY: demo
 demo: build ## parse the bundled sample captures into ./flowlake-data and show what is in the lake

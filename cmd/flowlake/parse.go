@@ -22,6 +22,7 @@ import (
 	"github.com/flowlake/flowlake/internal/keylog"
 	"github.com/flowlake/flowlake/internal/lake"
 	"github.com/flowlake/flowlake/internal/redact"
+	"github.com/flowlake/flowlake/internal/store"
 	"github.com/flowlake/flowlake/schema"
 )
 
@@ -48,7 +49,7 @@ func runParse(ctx context.Context, args []string, getenv func(string) string, st
 			"and writes the http, tcp, dns, tls and parse_status tables under DIR/lake/.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	lakeDir := fs.String("lake", envOr(getenv, "LAKE", "./flowlake-data"), "store root; tables go to DIR/lake/<table>/dt=…/hour=…/ (env FLOWLAKE_LAKE)")
+	lakeDir := fs.String("lake", envOr(getenv, "LAKE", "./flowlake-data"), "store: a directory or s3://bucket/prefix; tables go to <store>/lake/<table>/dt=…/hour=…/ (env FLOWLAKE_LAKE)")
 	agent := fs.String("agent", envOr(getenv, "AGENT", "local"), "agent name recorded in every row (env FLOWLAKE_AGENT)")
 	var keylogs multiFlag
 	fs.Var(&keylogs, "keylog", "TLS key log file (NSS format, SSLKEYLOGFILE); repeatable")
@@ -101,7 +102,11 @@ func runParse(ctx context.Context, args []string, getenv func(string) string, st
 	cfg := engine.Config{Agent: *agent, Redact: &rc, Keys: keys}
 	cfg.HTTP.BodyPreview = *preview
 
-	w := lake.NewWriter(lake.DirSink{Root: *lakeDir}, lake.Options{Name: runName(*agent, files), Agent: *agent})
+	st, err := store.Open(ctx, *lakeDir)
+	if err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	w := lake.NewWriter(lake.StoreSink{Store: st}, lake.Options{Name: runName(*agent, files), Agent: *agent})
 	sink := engine.LakeSink{W: w}
 
 	var bar *progressBar
@@ -123,7 +128,7 @@ func runParse(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("parse: write lake: %w", err)
 	}
 	if !*quiet {
-		printSummary(stdout, sum, written, *lakeDir, keys)
+		printSummary(stdout, sum, written, st.URL(), keys)
 	}
 	var bad []string
 	for _, f := range sum.Files {
@@ -189,7 +194,8 @@ func printSummary(w io.Writer, sum engine.Summary, written map[string]lake.Stats
 		names = append(names, t)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(w, "lake %s:\n", filepath.Join(root, "lake"))
+	root = strings.TrimPrefix(root, "file://")
+	fmt.Fprintf(w, "lake %s/lake:\n", root)
 	for _, t := range names {
 		s := written[t]
 		if s.Rows == 0 {
@@ -198,7 +204,7 @@ func printSummary(w io.Writer, sum engine.Summary, written map[string]lake.Stats
 		fmt.Fprintf(w, "  %-14s %8d rows  %3d file(s)  %8.1f KB\n", t, s.Rows, s.Files, float64(s.Bytes)/1e3)
 	}
 	fmt.Fprintf(w, "query it: duckdb -c \"SELECT method, host, path, status FROM read_parquet('%s', hive_partitioning=true) LIMIT 10\"\n",
-		schema.Glob(filepath.Join(root, "lake"), schema.TableHTTP))
+		schema.Glob(root+"/lake", schema.TableHTTP))
 }
 
 // progressBar draws a one-line progress bar on a terminal.

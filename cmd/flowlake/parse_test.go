@@ -13,8 +13,12 @@ import (
 	"testing"
 
 	_ "github.com/marcboeker/go-duckdb"
+	"github.com/parquet-go/parquet-go"
 
+	"github.com/flowlake/flowlake/internal/store"
+	"github.com/flowlake/flowlake/internal/store/miniotest"
 	"github.com/flowlake/flowlake/internal/testcap"
+	"github.com/flowlake/flowlake/schema"
 )
 
 func runCLI(t *testing.T, args ...string) (string, error) {
@@ -194,5 +198,43 @@ func TestParseErrors(t *testing.T) {
 	rows, _ := filepath.Glob(filepath.Join(dir, "lake", "http", "*", "*", "*.parquet"))
 	if len(rows) == 0 {
 		t.Error("the readable file's rows were not written")
+	}
+}
+
+// flowlake parse --lake s3://… writes the same lake to a real MinIO, and
+// wrong credentials fail with a clear message.
+func TestParseToS3(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.SetEnv(t)
+	url := "s3://" + srv.Bucket + "/team-a"
+	out, err := runCLI(t, "parse", "--lake", url, "--agent", "probe", testcap.Path(t, "zeek-wikipedia.pcap"))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "HTTP exchanges  15") || !strings.Contains(out, url+"/lake/http/*/*/*.parquet") {
+		t.Errorf("summary:\n%s", out)
+	}
+	st, err := store.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var httpFiles []string
+	st.List(t.Context(), "lake/http/", func(i store.Info) error { httpFiles = append(httpFiles, i.Key); return nil })
+	if len(httpFiles) != 1 || !strings.HasPrefix(httpFiles[0], "lake/http/dt=2011-03-18/hour=19/parse-") {
+		t.Fatalf("http objects %v", httpFiles)
+	}
+	b, err := st.GetRange(t.Context(), httpFiles[0], 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := parquet.Read[schema.HTTP](bytes.NewReader(b), int64(len(b)))
+	if err != nil || len(rows) != 15 {
+		t.Fatalf("%d rows, %v", len(rows), err)
+	}
+
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+	_, err = runCLI(t, "parse", "--lake", url, testcap.Path(t, "zeek-wikipedia.pcap"))
+	if err == nil || !strings.Contains(err.Error(), "access denied") {
+		t.Errorf("wrong credentials: %v", err)
 	}
 }

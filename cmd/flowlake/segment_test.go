@@ -19,6 +19,7 @@ import (
 	"github.com/flowlake/flowlake/internal/capture"
 	"github.com/flowlake/flowlake/internal/segment"
 	"github.com/flowlake/flowlake/internal/store"
+	"github.com/flowlake/flowlake/internal/store/miniotest"
 	"github.com/flowlake/flowlake/internal/testcap"
 )
 
@@ -76,10 +77,15 @@ func segmentsIn(t *testing.T, dir string) []storedSegment {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return segmentsInStore(t, st)
+}
+
+func segmentsInStore(t *testing.T, st store.Store) []storedSegment {
+	t.Helper()
 	ctx := context.Background()
 	bySeq := map[uint64]storedSegment{}
 	var lo, hi uint64
-	err = st.List(ctx, "", func(info store.Info) error {
+	err := st.List(ctx, "", func(info store.Info) error {
 		if !strings.HasPrefix(info.Key, "raw/") {
 			return fmt.Errorf("object outside raw/: %s", info.Key)
 		}
@@ -233,6 +239,32 @@ func TestSegmentEndToEnd(t *testing.T) {
 	}
 }
 
+// Segments go to S3 (MinIO) below a prefix just as to a directory.
+func TestSegmentS3(t *testing.T) {
+	capPath := testcap.Path(t, "ndpi-1kxun.pcap")
+	srv := miniotest.Start(t)
+	srv.SetEnv(t)
+	url := "s3://" + srv.Bucket + "/site-a"
+	args := []string{"segment", "--store", url, "--agent", "s3-probe", "--max-bytes", "512KiB", capPath}
+	out, err := runCLI(t, args...)
+	if err != nil {
+		t.Fatalf("segment: %v\n%s", err, out)
+	}
+	st, err := store.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := segmentsInStore(t, st)
+	samePackets(t, reassemble(t, segs), readCaptureFile(t, capPath))
+	if s := fmt.Sprintf("in %s: %d uploaded, 0 already uploaded", url, len(segs)); !strings.Contains(out, s) {
+		t.Errorf("output lacks %q:\n%s", s, out)
+	}
+	out, err = runCLI(t, args...)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("0 uploaded, %d already uploaded", len(segs))) {
+		t.Errorf("second run: %v\n%s", err, out)
+	}
+}
+
 // writePcap writes packets as a nanosecond pcap file.
 func writePcap(t *testing.T, path string, ps []capPacket) {
 	t.Helper()
@@ -363,6 +395,22 @@ func TestSegmentUsage(t *testing.T) {
 	out, err := runCLI(t, "help")
 	if err != nil || !regexp.MustCompile(`(?m)^  segment +cut capture files`).MatchString(out) {
 		t.Errorf("help does not list segment: %v\n%s", err, out)
+	}
+}
+
+// An interrupted run stores no partial segment and says how to resume.
+func TestSegmentInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out bytes.Buffer
+	err := run(ctx, []string{"segment", "--store", dir, "--first-seq", "4", testcap.Path(t, "gop-test_dns.pcap")},
+		func(string) string { return "" }, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "interrupted: 0 segment(s) stored; the packets from seq 4 on were not uploaded") {
+		t.Fatalf("canceled run: %v\n%s", err, out.String())
+	}
+	if segs := segmentsIn(t, dir); len(segs) != 0 {
+		t.Errorf("canceled run stored %d segments", len(segs))
 	}
 }
 

@@ -330,15 +330,8 @@ func (p *Pipeline) parseSegment(ctx context.Context, s keys.Stream, seq uint64, 
 	return res, nil
 }
 
-// storeSink writes lake objects to the store.
-type storeSink struct{ s store.Store }
-
-func (s storeSink) Put(ctx context.Context, key string, body []byte) error {
-	return s.s.Put(ctx, key, bytes.NewReader(body), int64(len(body)))
-}
-
 func (p *Pipeline) writeLake(ctx context.Context, name string, res *result) error {
-	w := lake.NewWriter(storeSink{p.cfg.Store}, lake.Options{Name: name})
+	w := lake.NewWriter(lake.StoreSink{Store: p.cfg.Store}, lake.Options{Name: name})
 	for i := range res.rows.HTTPRows {
 		w.HTTP.Add(res.rows.HTTPRows[i])
 	}
@@ -400,7 +393,7 @@ func (p *Pipeline) FlushStream(ctx context.Context, s keys.Stream, last uint64) 
 		return fmt.Errorf("flush %s: %w", s, err)
 	}
 	e.Finish()
-	w := lake.NewWriter(storeSink{p.cfg.Store}, lake.Options{Name: lakeName(s, last) + "-flush"})
+	w := lake.NewWriter(lake.StoreSink{Store: p.cfg.Store}, lake.Options{Name: lakeName(s, last) + "-flush"})
 	for i := range res.rows.HTTPRows {
 		w.HTTP.Add(res.rows.HTTPRows[i])
 	}

@@ -27,7 +27,7 @@ func (p *Pipeline) ingestStatus(ctx context.Context, key string) error {
 		return p.quarantine(ctx, key, "ingest", fmt.Errorf("status of agent %q under another agent's prefix", st.Agent))
 	}
 	name := "status-" + st.Agent + "-" + strings.TrimSuffix(path.Base(key), keys.ExtStatus)
-	w := lake.NewWriter(storeSink{p.cfg.Store}, lake.Options{Name: name})
+	w := lake.NewWriter(lake.StoreSink{Store: p.cfg.Store}, lake.Options{Name: name})
 	for _, r := range st.Rows() {
 		w.CaptureStatus.Add(r)
 	}

@@ -156,7 +156,14 @@ func text(b []byte) string {
 	if utf8.Valid(b) {
 		return string(b)
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	t := strings.ToValidUTF8(string(b), "\uFFFD")
+	// Replacement characters are 3 bytes: keep the bound after repair,
+	// cutting at a rune boundary.
+	for len(t) > maxNameLen {
+		_, n := utf8.DecodeLastRuneInString(t)
+		t = t[:len(t)-n]
+	}
+	return t
 }
 
 // serverHello holds what the stream keeps from a ServerHello beyond Hello.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/flowlake/flowlake/internal/tcp"
 	"golang.org/x/crypto/cryptobyte"
@@ -443,5 +444,18 @@ func TestLooks(t *testing.T) {
 		if got := Looks(c.b); got != c.want {
 			t.Errorf("Looks(% x) = %v", c.b[:min(len(c.b), 6)], got)
 		}
+	}
+}
+
+func TestTextBoundAfterRepair(t *testing.T) {
+	b := make([]byte, 300)
+	for i := range b {
+		b[i] = 0xff
+		if i%2 == 1 {
+			b[i] = 'a'
+		}
+	}
+	if s := text(b); len(s) > maxNameLen || !utf8.ValidString(s) {
+		t.Fatalf("len %d valid %v", len(s), utf8.ValidString(s))
 	}
 }
