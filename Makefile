@@ -61,9 +61,13 @@ bench: build tools ## Go benchmarks per stage, then flowlake vs tshark vs tcpflo
 include internal/store/minio.mk
 
 .PHONY: demo
-demo: build ## parse the bundled sample captures into ./flowlake-data and show what is in the lake
+demo: build ## cut the sample captures into segments, ingest and parse them with the functions (in process), show the lake
 	@rm -rf $(LAKE)
-	./$(BIN) parse --lake $(LAKE) --agent demo $(SAMPLES)
+	@for f in $(SAMPLES); do \
+	  agent=$$(basename $$f | sed -E 's/\.(pcap|pcapng)$$//; s/[^A-Za-z0-9._-]/-/g'); \
+	  echo "== $$f -> agent $$agent"; \
+	  ./$(BIN) segment -q --store $(LAKE) --agent "$$agent" --max-bytes 256KiB $$f || exit 1; \
+	done
 	@echo
 	./$(BIN) show --lake $(LAKE)
 

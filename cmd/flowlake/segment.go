@@ -15,6 +15,7 @@ import (
 
 	"github.com/flowlake/flowlake/internal/capture"
 	"github.com/flowlake/flowlake/internal/keys"
+	"github.com/flowlake/flowlake/internal/pipeline"
 	"github.com/flowlake/flowlake/internal/segment"
 	"github.com/flowlake/flowlake/internal/store"
 )
@@ -41,6 +42,8 @@ func runSegment(ctx context.Context, args []string, getenv func(string) string, 
 	fs.Var(&maxBytes, "max-bytes", "captured bytes per segment at most (B, KiB, MiB, GiB, or KB, MB, GB)")
 	maxSpan := fs.Duration("max-span", segment.DefaultMaxSpan, "capture time per segment at most")
 	quiet := fs.Bool("q", false, "print nothing but errors")
+	functions := fs.String("functions", "auto", "run ingest and parse: inprocess (events in this process, the embedded default), none (the store's notifications trigger the functions), auto (inprocess for a directory store, none for s3)")
+	flush := fs.Bool("flush", true, "with in-process functions: end the stream after the last segment, writing the rows of connections still open")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -74,8 +77,17 @@ func runSegment(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("segment: %w", err)
 	}
 
+	inproc := *functions == "inprocess" || (*functions == "auto" && !strings.HasPrefix(st.URL(), "s3://"))
+	if *functions != "auto" && *functions != "inprocess" && *functions != "none" {
+		return usageError{fmt.Sprintf("segment: --functions %q: want inprocess, none or auto", *functions)}
+	}
 	start := time.Now()
 	up := &uploader{ctx: ctx, st: st, out: stdout, quiet: *quiet}
+	var pipe *pipeline.Pipeline
+	if inproc {
+		pipe = pipeline.New(pipeline.Config{Store: st, WaitPredecessor: time.Second})
+		up.after = func(key string) error { return pipe.Ingest(ctx, key) }
+	}
 	cut := segment.NewCutter(*agent, *stream, *firstSeq, int64(maxBytes), *maxSpan, "", up.emit)
 	src := capture.Open(files)
 	defer src.Close()
@@ -105,6 +117,11 @@ func runSegment(ctx context.Context, args []string, getenv func(string) string, 
 	if err := cut.Flush(); err != nil {
 		return fmt.Errorf("segment: %w", err)
 	}
+	if pipe != nil && *flush && up.segments > 0 {
+		if err := pipe.FlushStream(ctx, keys.Stream{Agent: *agent, Stream: *stream}, up.lastSeq); err != nil {
+			return fmt.Errorf("segment: %w", err)
+		}
+	}
 	var inBytes int64
 	var bad []string
 	for _, r := range src.Results() {
@@ -129,6 +146,8 @@ type uploader struct {
 	st    store.Store
 	out   io.Writer
 	quiet bool
+	// after, if set, runs for each stored segment (in-process ingest).
+	after func(key string) error
 
 	segments, uploaded, existing int
 	packets, captured, stored    int64
@@ -158,6 +177,12 @@ func (u *uploader) emit(data []byte, m segment.Meta) error {
 		u.existing++
 	default:
 		return fmt.Errorf("upload: %w", err)
+	}
+	if u.after != nil {
+		if err := u.after(key); err != nil {
+			return fmt.Errorf("ingest %s: %w", key, err)
+		}
+		status += ", parsed"
 	}
 	if u.segments == 0 {
 		u.firstSeq = m.Seq
