@@ -38,6 +38,11 @@ type seg struct {
 // cut makes segments of a shared capture, about maxBytes each.
 func cut(t *testing.T, name string, maxBytes int64) []seg {
 	t.Helper()
+	return cutTB(t, name, maxBytes)
+}
+
+func cutTB(t testing.TB, name string, maxBytes int64) []seg {
+	t.Helper()
 	var out []seg
 	c := segment.NewCutter(agent, 0, 0, maxBytes, time.Hour, "file:"+name, func(data []byte, m segment.Meta) error {
 		out = append(out, seg{segment.Key(m), data, m})
