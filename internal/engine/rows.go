@@ -165,6 +165,17 @@ func ctypeShort(ct string) string {
 // isText reports whether b is mostly printable UTF-8 text. A multi-byte
 // rune cut by the preview bound at the end is allowed.
 func isText(b []byte) bool {
+	// Binary content shows itself early: judge by a sample, keeping a
+	// rune cut by the sample's end out of it.
+	if len(b) > 1024 {
+		b = b[:1024]
+		for i := 0; i < utf8.UTFMax && len(b) > 0 && !utf8.RuneStart(b[len(b)-1]); i++ {
+			b = b[:len(b)-1]
+		}
+		if len(b) > 0 && b[len(b)-1] >= utf8.RuneSelf {
+			b = b[:len(b)-1]
+		}
+	}
 	if utf8.Valid(b) {
 		bad := 0
 		for _, c := range b {
