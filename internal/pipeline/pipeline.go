@@ -219,7 +219,7 @@ func (p *Pipeline) Parse(ctx context.Context, s keys.Stream, seq uint64) error {
 		res.status.Status = "gap"
 	}
 	res.status.DurationUS = time.Since(start).Microseconds()
-	if err := p.writeLake(ctx, lakeName(s, seq), res); err != nil {
+	if err := p.writeLake(ctx, lakeName(s, seq), &res.rows, &res.status); err != nil {
 		return fmt.Errorf("parse %s: %w", rawKey, err)
 	}
 	// Commit: the conditional create of checkpoint N.
@@ -330,21 +330,26 @@ func (p *Pipeline) parseSegment(ctx context.Context, s keys.Stream, seq uint64, 
 	return res, nil
 }
 
-func (p *Pipeline) writeLake(ctx context.Context, name string, res *result) error {
+// writeLake writes a segment's rows (and its parse_status row, if any) as
+// the lake files named name.
+func (p *Pipeline) writeLake(ctx context.Context, name string, rows *engine.Collector, status *schema.ParseStatus) error {
 	w := lake.NewWriter(lake.StoreSink{Store: p.cfg.Store}, lake.Options{Name: name})
-	for i := range res.rows.HTTPRows {
-		w.HTTP.Add(res.rows.HTTPRows[i])
+	sink := engine.LakeSink{W: w}
+	for i := range rows.HTTPRows {
+		sink.HTTP(&rows.HTTPRows[i])
 	}
-	for i := range res.rows.TCPRows {
-		w.TCP.Add(res.rows.TCPRows[i])
+	for i := range rows.TCPRows {
+		sink.TCP(&rows.TCPRows[i])
 	}
-	for i := range res.rows.DNSRows {
-		w.DNS.Add(res.rows.DNSRows[i])
+	for i := range rows.DNSRows {
+		sink.DNS(&rows.DNSRows[i])
 	}
-	for i := range res.rows.TLSRows {
-		w.TLS.Add(res.rows.TLSRows[i])
+	for i := range rows.TLSRows {
+		sink.TLS(&rows.TLSRows[i])
 	}
-	w.ParseStatus.Add(res.status)
+	if status != nil {
+		sink.ParseStatus(status)
+	}
 	if _, err := w.Close(ctx); err != nil {
 		return fmt.Errorf("write lake: %w", err)
 	}
@@ -393,20 +398,7 @@ func (p *Pipeline) FlushStream(ctx context.Context, s keys.Stream, last uint64) 
 		return fmt.Errorf("flush %s: %w", s, err)
 	}
 	e.Finish()
-	w := lake.NewWriter(lake.StoreSink{Store: p.cfg.Store}, lake.Options{Name: lakeName(s, last) + "-flush"})
-	for i := range res.rows.HTTPRows {
-		w.HTTP.Add(res.rows.HTTPRows[i])
-	}
-	for i := range res.rows.TCPRows {
-		w.TCP.Add(res.rows.TCPRows[i])
-	}
-	for i := range res.rows.DNSRows {
-		w.DNS.Add(res.rows.DNSRows[i])
-	}
-	for i := range res.rows.TLSRows {
-		w.TLS.Add(res.rows.TLSRows[i])
-	}
-	if _, err := w.Close(ctx); err != nil {
+	if err := p.writeLake(ctx, lakeName(s, last)+"-flush", &res.rows, nil); err != nil {
 		return fmt.Errorf("flush %s: %w", s, err)
 	}
 	return nil
