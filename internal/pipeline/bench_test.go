@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowlake/flowlake/internal/keys"
+	"github.com/flowlake/flowlake/internal/pipeline/pipelinetest"
 	"github.com/flowlake/flowlake/internal/store"
 )
 
@@ -19,7 +20,7 @@ func BenchmarkSegmentLatency(b *testing.B) {
 	segs := cutB(b, "bench-mixed-web-24mb.pcap", 8<<20)
 	var captured int64
 	for _, s := range segs {
-		captured += s.meta.Bytes
+		captured += s.Meta.Bytes
 	}
 	b.SetBytes(captured)
 	b.ResetTimer()
@@ -35,10 +36,10 @@ func BenchmarkSegmentLatency(b *testing.B) {
 		b.StartTimer()
 		for _, s := range segs {
 			start := time.Now()
-			if err := st.Put(b.Context(), s.key, bytes.NewReader(s.data), int64(len(s.data))); err != nil {
+			if err := st.Put(b.Context(), s.Key, bytes.NewReader(s.Data), int64(len(s.Data))); err != nil {
 				b.Fatal(err)
 			}
-			if err := p.Ingest(b.Context(), s.key); err != nil {
+			if err := p.Ingest(b.Context(), s.Key); err != nil {
 				b.Fatal(err)
 			}
 			d := time.Since(start)
@@ -56,7 +57,7 @@ func BenchmarkTwoStreams(b *testing.B) {
 	segs := cutB(b, "bench-mixed-web-24mb.pcap", 8<<20)
 	var captured int64
 	for _, s := range segs {
-		captured += s.meta.Bytes
+		captured += s.Meta.Bytes
 	}
 	b.SetBytes(2 * captured)
 	for i := 0; i < b.N; i++ {
@@ -66,20 +67,20 @@ func BenchmarkTwoStreams(b *testing.B) {
 			b.Fatal(err)
 		}
 		// The second stream carries the same packets under another agent.
-		streams := [][]seg{segs, rekey(b, segs, "probe2")}
+		streams := [][]pipelinetest.Segment{segs, rekey(b, segs, "probe2")}
 		p := New(Config{Store: st, WaitPredecessor: time.Second})
 		b.StartTimer()
 		var wg sync.WaitGroup
 		for _, ss := range streams {
 			wg.Add(1)
-			go func(ss []seg) {
+			go func(ss []pipelinetest.Segment) {
 				defer wg.Done()
 				for _, s := range ss {
-					if err := st.Put(b.Context(), s.key, bytes.NewReader(s.data), int64(len(s.data))); err != nil {
+					if err := st.Put(b.Context(), s.Key, bytes.NewReader(s.Data), int64(len(s.Data))); err != nil {
 						b.Error(err)
 						return
 					}
-					if err := p.Ingest(b.Context(), s.key); err != nil {
+					if err := p.Ingest(b.Context(), s.Key); err != nil {
 						b.Error(err)
 						return
 					}
@@ -90,9 +91,9 @@ func BenchmarkTwoStreams(b *testing.B) {
 	}
 }
 
-func cutB(b *testing.B, name string, maxBytes int64) []seg {
+func cutB(b *testing.B, name string, maxBytes int64) []pipelinetest.Segment {
 	b.Helper()
-	out := cutTB(b, name, maxBytes)
+	out := pipelinetest.Cut(b, name, maxBytes)
 	if len(out) == 0 {
 		b.Fatal("no segments")
 	}
@@ -101,18 +102,18 @@ func cutB(b *testing.B, name string, maxBytes int64) []seg {
 
 // rekey stores the same segment bytes under another agent's keys; ingest
 // checks the key, parse reads the agent from it.
-func rekey(b *testing.B, segs []seg, agent string) []seg {
-	out := make([]seg, len(segs))
+func rekey(b *testing.B, segs []pipelinetest.Segment, agent string) []pipelinetest.Segment {
+	out := make([]pipelinetest.Segment, len(segs))
 	for i, s := range segs {
-		k, err := keys.Parse(s.key)
+		k, err := keys.Parse(s.Key)
 		if err != nil {
 			b.Fatal(err)
 		}
 		k.Stream.Agent = agent
-		out[i] = seg{key: keys.Segment(k.Stream, k.Seq, k.Hour), data: s.data, meta: s.meta}
+		out[i] = pipelinetest.Segment{Key: keys.Segment(k.Stream, k.Seq, k.Hour), Data: s.Data, Meta: s.Meta}
 	}
-	if out[0].key == segs[0].key {
-		b.Fatal(fmt.Sprint("rekey did not change the key ", out[0].key))
+	if out[0].Key == segs[0].Key {
+		b.Fatal(fmt.Sprint("rekey did not change the key ", out[0].Key))
 	}
 	return out
 }

@@ -33,9 +33,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/flowlake/flowlake/internal/agent/hosts"
 	"github.com/flowlake/flowlake/internal/capture"
 	"github.com/flowlake/flowlake/internal/engine"
 	"github.com/flowlake/flowlake/internal/keys"
@@ -192,6 +195,11 @@ func (p *Pipeline) Parse(ctx context.Context, s keys.Stream, seq uint64) error {
 	if ok, err := p.exists(ctx, ckptKey); err != nil {
 		return fmt.Errorf("parse %s seq %d: %w", s, seq, err)
 	} else if ok {
+		// A retry of a committed segment still chains: the worker that
+		// committed may have died before starting the next one.
+		if err := p.chain(ctx, s, seq); err != nil {
+			return err
+		}
 		return ErrDone
 	}
 	rawKey, err := p.getAll(ctx, keys.SegmentIndex(s, seq))
@@ -233,11 +241,20 @@ func (p *Pipeline) Parse(ctx context.Context, s keys.Stream, seq uint64) error {
 	}
 	p.cfg.Log.Info("parsed segment", "key", string(rawKey), "packets", res.status.Packets, "http", res.status.HTTPExchanges,
 		"status", res.status.Status, "ms", res.status.DurationUS/1000)
-	// Chain: the next segment may have arrived before this one finished.
-	if ok, err := p.exists(ctx, keys.SegmentIndex(s, seq+1)); err == nil && ok {
-		if ok, err := p.exists(ctx, keys.State(s, seq+1)); err == nil && !ok {
-			return p.start(ctx, s, seq+1)
-		}
+	return p.chain(ctx, s, seq)
+}
+
+// chain starts parse of segment seq+1 if it arrived before seq was
+// committed and is not committed itself.
+func (p *Pipeline) chain(ctx context.Context, s keys.Stream, seq uint64) error {
+	if ok, err := p.exists(ctx, keys.SegmentIndex(s, seq+1)); err != nil || !ok {
+		return err
+	}
+	if ok, err := p.exists(ctx, keys.State(s, seq+1)); err != nil || ok {
+		return err
+	}
+	if err := p.start(ctx, s, seq+1); err != nil && !errors.Is(err, ErrDone) {
+		return err
 	}
 	return nil
 }
@@ -261,6 +278,9 @@ func (p *Pipeline) parseSegment(ctx context.Context, s keys.Stream, seq uint64, 
 	cfg.Agent = s.Agent
 	var e *engine.Engine
 	var err error
+	if cfg.Hosts, err = p.hosts(ctx, s.Agent); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", rawKey, err)
+	}
 	if prev != nil {
 		if e, err = engine.Resume(cfg, &res.rows, prev); err != nil {
 			// A checkpoint we wrote ourselves does not fail to load unless
@@ -356,6 +376,27 @@ func (p *Pipeline) writeLake(ctx context.Context, name string, rows *engine.Coll
 	return nil
 }
 
+// hosts returns the static host names for the segments of agent: the
+// names the agent published from its /etc/hosts (package hosts), with the
+// names of Config.Engine.Hosts on top. A document that cannot be read is
+// logged and ignored; a failing store is an error (the parse is retried).
+func (p *Pipeline) hosts(ctx context.Context, agent string) (map[netip.Addr]string, error) {
+	published, err := hosts.Load(ctx, p.cfg.Store, agent)
+	switch {
+	case errors.Is(err, hosts.ErrBadDocument):
+		p.cfg.Log.Warn("ignoring the agent's host names", "agent", agent, "err", err)
+		published = nil
+	case err != nil:
+		return nil, err
+	}
+	if len(published) == 0 {
+		return p.cfg.Engine.Hosts, nil
+	}
+	merged := maps.Clone(published)
+	maps.Copy(merged, p.cfg.Engine.Hosts)
+	return merged, nil
+}
+
 // errorDoc is the document written beside a quarantined object.
 type errorDoc struct {
 	Key   string    `json:"key"`
@@ -393,6 +434,9 @@ func (p *Pipeline) FlushStream(ctx context.Context, s keys.Stream, last uint64) 
 	res := &result{}
 	cfg := p.cfg.Engine
 	cfg.Agent = s.Agent
+	if cfg.Hosts, err = p.hosts(ctx, s.Agent); err != nil {
+		return fmt.Errorf("flush %s: %w", s, err)
+	}
 	e, err := engine.Resume(cfg, &res.rows, state)
 	if err != nil {
 		return fmt.Errorf("flush %s: %w", s, err)
