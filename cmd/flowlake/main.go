@@ -55,9 +55,12 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"functions", "run the functions host on MinIO bucket notifications; set up the notifications", runFunctions},
+		{"agent", "capture packets on an interface (or replay capture files) into segments in the object store", runAgent},
 		{"parse", "parse capture files into the Parquet lake", runParse},
 		{"segment", "cut capture files into capture segments and upload them to the object store", runSegment},
 		{"show", "print row counts and the first rows of the lake tables", runShow},
+		{"compact", "merge the small files of old lake partitions into large ones (manifest switch)", runCompact},
 		{"version", "print the version", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "flowlake", version)
 			return nil

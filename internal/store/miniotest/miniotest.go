@@ -16,12 +16,14 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,6 +56,8 @@ type Server struct {
 	Dir       string // the data directory
 
 	cmd    *exec.Cmd
+	args   []string      // the command line of the server, for Restart
+	env    []string      // its environment
 	exited chan struct{} // closed when the process has been waited for
 	log    *bytes.Buffer // combined output of the process (guarded by the process's exit)
 	client *s3.Client
@@ -93,6 +97,15 @@ func Binary() (string, error) {
 // fails t when the server does not start.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWithEnv(t, nil)
+}
+
+// StartWithEnv is Start with extra environment variables for the server,
+// for settings MinIO only takes from its environment, such as notification
+// targets (MINIO_NOTIFY_WEBHOOK_ENABLE_<ID>=on, …). They are added after
+// the ones Start sets; variables other than MINIO_* are passed on too.
+func StartWithEnv(t testing.TB, env map[string]string) *Server {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		t.Skip(err.Error())
@@ -100,7 +113,7 @@ func Start(t testing.TB) *Server {
 	var s *Server
 	// A port found free may be taken before MinIO binds it: try again.
 	for attempt := 1; ; attempt++ {
-		s, err = start(t, bin)
+		s, err = start(t, bin, env)
 		if err == nil {
 			break
 		}
@@ -115,7 +128,7 @@ func Start(t testing.TB) *Server {
 }
 
 // start launches one server process and waits until it is ready.
-func start(t testing.TB, bin string) (*Server, error) {
+func start(t testing.TB, bin string, extra map[string]string) (*Server, error) {
 	base := t.TempDir()
 	ports, err := freePorts(2)
 	if err != nil {
@@ -142,26 +155,12 @@ func start(t testing.TB, bin string) (*Server, error) {
 		"MINIO_CI_CD=on",   // allow a data directory on the root disk
 		"MINIO_UPDATE=off", // no update checks
 	)
-	s.cmd.Stdout = s.log
-	s.cmd.Stderr = s.log
-	s.cmd.SysProcAttr = sysProcAttr()
-
-	// Start and wait on a goroutine locked to its OS thread, kept until the
-	// process ends: the parent-death signal (Linux) follows the thread that
-	// started the child, which must not be one that Go may retire.
-	startErr := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		if err := s.cmd.Start(); err != nil {
-			startErr <- err
-			return
-		}
-		startErr <- nil
-		_ = s.cmd.Wait() // the exit status is reported through the log
-		close(s.exited)
-	}()
-	if err := <-startErr; err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		s.cmd.Env = append(s.cmd.Env, k+"="+extra[k])
+	}
+	s.args, s.env = s.cmd.Args, s.cmd.Env
+	if err := s.launch(); err != nil {
+		return nil, err
 	}
 	t.Cleanup(s.stop)
 
@@ -170,6 +169,85 @@ func start(t testing.TB, bin string) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// launch starts the process s.cmd (set up by start, or rebuilt from s.args
+// by Restart).
+func (s *Server) launch() error {
+	s.cmd.Stdout = s.log
+	s.cmd.Stderr = s.log
+	s.cmd.SysProcAttr = sysProcAttr()
+	exited := s.exited
+	cmd := s.cmd
+
+	// Start and wait on a goroutine locked to its OS thread, kept until the
+	// process ends: the parent-death signal (Linux) follows the thread that
+	// started the child, which must not be one that Go may retire.
+	startErr := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := cmd.Start(); err != nil {
+			startErr <- err
+			return
+		}
+		startErr <- nil
+		_ = cmd.Wait() // the exit status is reported through the log
+		close(exited)
+	}()
+	if err := <-startErr; err != nil {
+		return fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	return nil
+}
+
+// Stop kills the server the way a crash would (SIGKILL to its process
+// group) and waits until it is gone; requests fail from then on. The data
+// directory, the address and the credentials stay: Restart brings the
+// same server back with its objects.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("miniotest: minio (pid %d) still running 30 s after SIGKILL", s.cmd.Process.Pid)
+	}
+}
+
+// Restart starts a stopped server again on the same address, with the same
+// credentials and data directory, and waits until it is ready. The test's
+// cleanup stops the new process as it would have stopped the first.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	select {
+	case <-s.exited:
+	default:
+		t.Fatal("miniotest: Restart of a server that is running (Stop it first)")
+	}
+	var err error
+	for attempt := 1; attempt <= 20; attempt++ {
+		s.log = new(bytes.Buffer)
+		s.exited = make(chan struct{})
+		s.cmd = exec.Command(s.args[0], s.args[1:]...)
+		s.cmd.Env = s.env
+		if err = s.launch(); err == nil {
+			if err = s.waitReady(); err == nil {
+				return
+			}
+			s.stop()
+		}
+		// The address may still be held for a moment by the killed process.
+		if !strings.Contains(err.Error(), "already in use") {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("miniotest: restart: %v", err)
 }
 
 // waitReady polls the readiness endpoint until it answers 200.
