@@ -7,6 +7,8 @@
 //	state/agent=<id>/stream=<k>/<seq:020d>.ckpt
 //	state/agent=<id>/stream=<k>/<seq:020d>.seg   (the raw key of segment seq, written by ingest)
 //	lake/<table>/dt=YYYY-MM-DD/hour=HH/<name>.parquet
+//	lake/<table>/dt=YYYY-MM-DD/hour=HH/compact-<hash>-<part>.parquet   (compacted files)
+//	lake/<table>/dt=YYYY-MM-DD/hour=HH/_manifest-<version:020d>.json  (partition manifests)
 //	quarantine/<original key>            (the bad input, copied)
 //	quarantine/<original key>.error.json (why)
 //	config/<kind>/<name>.json
@@ -233,4 +235,120 @@ func ParseState(key string) (Stream, uint64, error) {
 		return s, 0, fmt.Errorf("%w: %q", ErrBadKey, key)
 	}
 	return s, seq, nil
+}
+
+// Lake partition layout: compaction (package compact) merges a partition's
+// files into compact-<hash>-<part>.parquet files and switches readers over
+// with a manifest, one immutable object per version. Manifest names start
+// with an underscore and do not end in .parquet, so globbing readers
+// (DuckDB's *.parquet) and Hive-convention readers (Athena, Spark, which
+// skip names starting with _ or .) never take them for data.
+const (
+	// ManifestPrefix starts the base name of every partition manifest.
+	ManifestPrefix = "_manifest-"
+	// ExtManifest ends the base name of every partition manifest.
+	ExtManifest = ".json"
+	// CompactPrefix starts the base name of every compacted lake file.
+	CompactPrefix = "compact-"
+)
+
+// LakePartition returns the Hive partition path "dt=YYYY-MM-DD/hour=HH" of
+// the UTC hour holding t (the same path as schema.PartitionPath).
+func LakePartition(t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("dt=%04d-%02d-%02d/hour=%02d", t.Year(), t.Month(), t.Day(), t.Hour())
+}
+
+// ParseLakePartition parses a partition path "dt=YYYY-MM-DD/hour=HH" and
+// returns the start of its hour (UTC).
+func ParseLakePartition(partition string) (time.Time, error) {
+	dt, hour, ok := strings.Cut(partition, "/")
+	if !ok || !strings.HasPrefix(dt, "dt=") || !strings.HasPrefix(hour, "hour=") || len(dt) != len("dt=2006-01-02") || len(hour) != len("hour=15") {
+		return time.Time{}, fmt.Errorf("%w: partition %q: want dt=YYYY-MM-DD/hour=HH", ErrBadKey, partition)
+	}
+	t, err := time.Parse("2006-01-02 15", dt[len("dt="):]+" "+hour[len("hour="):])
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: partition %q: %v", ErrBadKey, partition, err)
+	}
+	return t, nil
+}
+
+// LakePartitionPrefix is the prefix of every object of one partition of a
+// table: "lake/<table>/dt=…/hour=…/".
+func LakePartitionPrefix(table, partition string) string {
+	return PrefixLake + table + "/" + partition + "/"
+}
+
+// LakeDayPrefix is the prefix of the partitions of one UTC day of a table:
+// "lake/<table>/dt=YYYY-MM-DD/".
+func LakeDayPrefix(table string, day time.Time) string {
+	day = day.UTC()
+	return fmt.Sprintf("%s%s/dt=%04d-%02d-%02d/", PrefixLake, table, day.Year(), day.Month(), day.Day())
+}
+
+// LakeManifest is the key of version v of the manifest of a partition.
+func LakeManifest(table, partition string, v uint64) string {
+	return LakePartitionPrefix(table, partition) + ManifestName(v)
+}
+
+// ManifestName is the base name of version v of a partition manifest:
+// _manifest-<v:020d>.json. Lexical order of the names is version order.
+func ManifestName(v uint64) string {
+	return fmt.Sprintf("%s%020d%s", ManifestPrefix, v, ExtManifest)
+}
+
+// ParseManifestName returns the version of a manifest base name, and false
+// for any other name.
+func ParseManifestName(name string) (uint64, bool) {
+	digits, ok := strings.CutPrefix(name, ManifestPrefix)
+	if !ok {
+		return 0, false
+	}
+	digits, ok = strings.CutSuffix(digits, ExtManifest)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseUint(digits, 10, 64)
+	return v, err == nil
+}
+
+// CompactName is the base name (without part number and extension) given
+// to the lake writer for the compacted files of one compaction; hash
+// identifies the compaction's inputs.
+func CompactName(hash string) string { return CompactPrefix + hash }
+
+// IsCompact reports whether a lake file's base name is a compacted file's.
+func IsCompact(name string) bool {
+	return strings.HasPrefix(name, CompactPrefix) && strings.HasSuffix(name, ExtParquet)
+}
+
+// LakeObject is a key below lake/ split into its parts.
+type LakeObject struct {
+	Table     string // first element below lake/
+	Partition string // "dt=YYYY-MM-DD/hour=HH"
+	Name      string // base name, e.g. "seg-a-0-…-0000.parquet" or "_manifest-….json"
+	Hour      time.Time
+}
+
+// ParseLake splits a key lake/<table>/dt=…/hour=…/<name> into its parts.
+// Keys at other depths or with a malformed partition fail with ErrBadKey.
+func ParseLake(key string) (LakeObject, error) {
+	var o LakeObject
+	rest, ok := strings.CutPrefix(key, PrefixLake)
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 4 || parts[0] == "" || parts[3] == "" {
+		return o, fmt.Errorf("%w: %q: want %s<table>/dt=YYYY-MM-DD/hour=HH/<name>", ErrBadKey, key, PrefixLake)
+	}
+	o.Table, o.Partition, o.Name = parts[0], parts[1]+"/"+parts[2], parts[3]
+	h, err := ParseLakePartition(o.Partition)
+	if err != nil {
+		return o, fmt.Errorf("%q: %w", key, err)
+	}
+	o.Hour = h
+	return o, nil
 }

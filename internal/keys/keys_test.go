@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/flowlake/flowlake/schema"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -61,5 +63,61 @@ func TestParseState(t *testing.T) {
 	}
 	if _, _, err := ParseState("state/agent=a/stream=x/00000000000000000001.ckpt"); !errors.Is(err, ErrBadKey) {
 		t.Error(err)
+	}
+}
+
+func TestLakePartitionLayout(t *testing.T) {
+	for _, ts := range []time.Time{
+		time.Date(2024, 1, 2, 6, 59, 59, 999_999_000, time.UTC),
+		time.Date(1969, 12, 31, 23, 30, 0, 0, time.UTC),
+		time.Date(2024, 2, 29, 0, 0, 0, 0, time.FixedZone("x", -3*3600)),
+	} {
+		p := LakePartition(ts)
+		if want := schema.PartitionPath(ts.UnixMicro()); p != want {
+			t.Errorf("LakePartition(%v) = %s, schema.PartitionPath says %s", ts, p, want)
+		}
+		h, err := ParseLakePartition(p)
+		if err != nil || !h.Equal(ts.UTC().Truncate(time.Hour)) {
+			t.Errorf("ParseLakePartition(%s) = %v, %v; want %v", p, h, err, ts.UTC().Truncate(time.Hour))
+		}
+	}
+	for _, bad := range []string{"dt=2024-01-02", "dt=2024-01-02/hour=7", "dt=2024-13-02/hour=07", "hour=07/dt=2024-01-02", "dt=2024-01-02/hour=24"} {
+		if _, err := ParseLakePartition(bad); !errors.Is(err, ErrBadKey) {
+			t.Errorf("ParseLakePartition(%q) = %v, want ErrBadKey", bad, err)
+		}
+	}
+}
+
+func TestLakeManifestAndCompactNames(t *testing.T) {
+	const part = "dt=2024-01-02/hour=06"
+	k := LakeManifest("http", part, 7)
+	if k != "lake/http/dt=2024-01-02/hour=06/_manifest-00000000000000000007.json" {
+		t.Fatalf("manifest key %s", k)
+	}
+	o, err := ParseLake(k)
+	if err != nil || o.Table != "http" || o.Partition != part || o.Name != ManifestName(7) || !o.Hour.Equal(time.Date(2024, 1, 2, 6, 0, 0, 0, time.UTC)) {
+		t.Fatalf("ParseLake(%s) = %+v, %v", k, o, err)
+	}
+	if v, ok := ParseManifestName(o.Name); !ok || v != 7 {
+		t.Fatalf("ParseManifestName(%s) = %d, %v", o.Name, v, ok)
+	}
+	for _, bad := range []string{"_manifest.json", "_manifest-7.json", "_manifest-0000000000000000000x.json", "compact-00000000000000000007.json", "_manifest-00000000000000000007.parquet"} {
+		if _, ok := ParseManifestName(bad); ok {
+			t.Errorf("ParseManifestName(%q) accepted", bad)
+		}
+	}
+	if ManifestName(2) >= ManifestName(10) {
+		t.Error("manifest names do not sort in version order")
+	}
+	if !IsCompact(CompactName("ab12")+"-0000"+ExtParquet) || IsCompact("seg-a-0-1-0000.parquet") || IsCompact(ManifestName(1)) {
+		t.Error("IsCompact")
+	}
+	if LakePartitionPrefix("dns", part) != "lake/dns/"+part+"/" || LakeDayPrefix("dns", time.Date(2024, 1, 2, 23, 0, 0, 0, time.UTC)) != "lake/dns/dt=2024-01-02/" {
+		t.Error("lake prefixes")
+	}
+	for _, bad := range []string{"lake/http/x.parquet", "lake/http/dt=2024-01-02/hour=06/sub/x.parquet", "lake//dt=2024-01-02/hour=06/x", "raw/http/dt=2024-01-02/hour=06/x"} {
+		if _, err := ParseLake(bad); !errors.Is(err, ErrBadKey) {
+			t.Errorf("ParseLake(%q) = %v, want ErrBadKey", bad, err)
+		}
 	}
 }

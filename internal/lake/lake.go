@@ -27,6 +27,12 @@
 // limit. Rows are sorted within each file; without a spill, an hour's files
 // are also in order relative to each other (part 0 holds the earliest rows),
 // after a spill the order holds only per file.
+//
+// Reading: compaction (package compact) later merges a partition's files
+// into compact-<hash>-<part>.parquet files and switches readers to them
+// with a versioned manifest. ListFiles and ReadPartition return the files a
+// reader must read, following that manifest (see ReadPartition for the
+// protocol); DuckDBQuery is the same in DuckDB SQL.
 package lake
 
 import (
