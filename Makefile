@@ -61,6 +61,7 @@ bench: build tools ## Go benchmarks per stage, then flowlake vs tshark vs tcpflo
 include internal/store/minio.mk
 include functions/lambda.mk
 include localstack/localstack.mk
+include internal/agent/agent.mk
 
 .PHONY: demo
 demo: build ## cut the sample captures into segments, ingest and parse them with the functions (in process), show the lake
