@@ -39,7 +39,7 @@ func TestIngestStatus(t *testing.T) {
 
 	// A report under another agent's prefix, and garbage, are quarantined.
 	bad := map[string][]byte{
-		keys.Status("other", at): doc,
+		keys.Status("other", at):                  doc,
 		keys.Status("web-1", at.Add(time.Second)): []byte("{not json"),
 	}
 	for k, body := range bad {
