@@ -165,7 +165,7 @@ func (u *uploader) emit(data []byte, m segment.Meta) error {
 	case err == nil:
 		u.uploaded++
 	case errors.Is(err, store.ErrExists):
-		same, err := sameObject(u.ctx, u.st, key, data)
+		same, err := store.Holds(u.ctx, u.st, key, data)
 		if err != nil {
 			return err
 		}
@@ -196,27 +196,6 @@ func (u *uploader) emit(data []byte, m segment.Meta) error {
 		fmt.Fprintf(u.out, "  %-16s %s  %6d packets  %9.1f KB -> %8.1f KB\n", status, key, m.Packets, float64(m.Bytes)/1e3, float64(len(data))/1e3)
 	}
 	return nil
-}
-
-// sameObject reports whether the object at key holds exactly data.
-func sameObject(ctx context.Context, st store.Store, key string, data []byte) (bool, error) {
-	info, err := st.Stat(ctx, key)
-	if err != nil {
-		return false, fmt.Errorf("compare with the stored object: %w", err)
-	}
-	if info.Size != int64(len(data)) {
-		return false, nil
-	}
-	rc, err := st.Get(ctx, key)
-	if err != nil {
-		return false, fmt.Errorf("compare with the stored object: %w", err)
-	}
-	defer rc.Close()
-	have, err := io.ReadAll(io.LimitReader(rc, int64(len(data))+1))
-	if err != nil {
-		return false, fmt.Errorf("compare with the stored object %s: %w", key, err)
-	}
-	return bytes.Equal(have, data), nil
 }
 
 func (u *uploader) summary(files int, inBytes int64, elapsed time.Duration, url string) {

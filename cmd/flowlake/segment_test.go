@@ -21,6 +21,9 @@ import (
 	"github.com/flowlake/flowlake/internal/store"
 	"github.com/flowlake/flowlake/internal/store/miniotest"
 	"github.com/flowlake/flowlake/internal/testcap"
+
+	"github.com/flowlake/flowlake/schema"
+	"github.com/parquet-go/parquet-go"
 )
 
 // capPacket is a packet as the tests compare them.
@@ -166,7 +169,7 @@ func samePackets(t *testing.T, got, want []capPacket) {
 func TestSegmentEndToEnd(t *testing.T) {
 	capPath := testcap.Path(t, "ndpi-1kxun.pcap")
 	dir := t.TempDir()
-	args := []string{"segment", "--store", dir, "--agent", "probe-1", "--stream", "3", "--first-seq", "5",
+	args := []string{"segment", "--store", dir, "--functions", "none", "--agent", "probe-1", "--stream", "3", "--first-seq", "5",
 		"--max-bytes", "256KiB", "--max-span", "30s", capPath}
 	out, err := runCLI(t, args...)
 	if err != nil {
@@ -297,7 +300,7 @@ func TestSegmentSeveralFilesFromEnv(t *testing.T) {
 	dir := filepath.Join(tmp, "store")
 	env := map[string]string{"FLOWLAKE_STORE": dir, "FLOWLAKE_AGENT": "from-env"}
 	var out, errb bytes.Buffer
-	err := run(context.Background(), []string{"segment", "--max-bytes", "1MiB", "--max-span", "1h", a, b},
+	err := run(context.Background(), []string{"segment", "--functions", "none", "--max-bytes", "1MiB", "--max-span", "1h", a, b},
 		func(k string) string { return env[k] }, &out, &errb)
 	if err != nil {
 		t.Fatalf("segment: %v\n%s%s", err, out.String(), errb.String())
@@ -339,7 +342,7 @@ func TestSegmentDamagedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(tmp, "store")
-	out, err := runCLI(t, "segment", "--store", dir, cut, src)
+	out, err := runCLI(t, "segment", "--store", dir, "--functions", "none", cut, src)
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 files could not be read to the end") || !strings.Contains(err.Error(), "cut.pcap") {
 		t.Fatalf("damaged file: %v\n%s", err, out)
 	}
@@ -436,5 +439,36 @@ func TestParseSize(t *testing.T) {
 		if got := formatSize(n); got != want {
 			t.Errorf("formatSize(%d) = %s, want %s", n, got, want)
 		}
+	}
+}
+
+// With a directory store the functions run in process by default: the lake
+// the segments produce equals the lake of flowlake parse over the same file.
+func TestSegmentInProcessFunctions(t *testing.T) {
+	capPath := testcap.Path(t, "zeek-http-bro.org.pcap")
+	dir := t.TempDir()
+	if out, err := runCLI(t, "segment", "-q", "--store", dir, "--agent", "probe", "--max-bytes", "64KiB", capPath); err != nil {
+		t.Fatalf("segment: %v\n%s", err, out)
+	}
+	ref := t.TempDir()
+	if out, err := runCLI(t, "parse", "-q", "--lake", ref, "--agent", "probe", capPath); err != nil {
+		t.Fatalf("parse: %v\n%s", err, out)
+	}
+	count := func(root string) (rows int) {
+		files, _ := filepath.Glob(filepath.Join(root, "lake", "http", "*", "*", "*.parquet"))
+		for _, f := range files {
+			rs, err := parquet.ReadFile[schema.HTTP](f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows += len(rs)
+		}
+		return rows
+	}
+	if got, want := count(dir), count(ref); got != want || want != 31 {
+		t.Errorf("http rows: segments+functions %d, parse %d (want 31)", got, want)
+	}
+	if _, err := runCLI(t, "segment", "--store", dir, "--functions", "bogus", capPath); err == nil || !strings.Contains(err.Error(), "--functions") {
+		t.Errorf("bad --functions: %v", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -306,7 +305,7 @@ func (u *Uploader) upload(ctx context.Context, key string) (size int64, existed 
 	if !errors.Is(err, store.ErrExists) {
 		return n, false, err
 	}
-	same, err := sameObject(actx, st, key, data)
+	same, err := store.Holds(actx, st, key, data)
 	if err != nil {
 		return n, false, err
 	}
@@ -314,25 +313,4 @@ func (u *Uploader) upload(ctx context.Context, key string) (size int64, existed 
 		return n, false, fmt.Errorf("upload %s: %w", key, ErrConflict)
 	}
 	return n, true, nil
-}
-
-// sameObject reports whether the object at key holds exactly data.
-func sameObject(ctx context.Context, st store.Store, key string, data []byte) (bool, error) {
-	info, err := st.Stat(ctx, key)
-	if err != nil {
-		return false, fmt.Errorf("compare with the stored object: %w", err)
-	}
-	if info.Size != int64(len(data)) {
-		return false, nil
-	}
-	rc, err := st.Get(ctx, key)
-	if err != nil {
-		return false, fmt.Errorf("compare with the stored object: %w", err)
-	}
-	defer rc.Close()
-	have, err := io.ReadAll(io.LimitReader(rc, int64(len(data))+1))
-	if err != nil {
-		return false, fmt.Errorf("compare with the stored object %s: %w", key, err)
-	}
-	return bytes.Equal(have, data), nil
 }
