@@ -64,8 +64,8 @@ func runShow(_ context.Context, args []string, getenv func(string) string, stdou
 				return []string{ts(r.TS), r.ClientIP, fmt.Sprintf("%s:%d", r.ServerIP, r.ServerPort), r.Version, r.SNI, r.ALPN, r.Cipher, r.KeyStatus}
 			})
 		case schema.TableParseStatus:
-			err2 = showTable(stdout, t, files, *n, "input packets tcp http dns tls missing status error", func(r schema.ParseStatus) []string {
-				return []string{filepath.Base(r.Input), fmt.Sprint(r.Packets), fmt.Sprint(r.TCPConns), fmt.Sprint(r.HTTPExchanges), fmt.Sprint(r.DNSQueries),
+			err2 = showTable(stdout, t, files, *n, "agent stream seq input packets tcp http dns tls missing status error", func(r schema.ParseStatus) []string {
+				return []string{r.Agent, fmt.Sprint(r.Stream), fmt.Sprint(r.Seq), filepath.Base(r.Input), fmt.Sprint(r.Packets), fmt.Sprint(r.TCPConns), fmt.Sprint(r.HTTPExchanges), fmt.Sprint(r.DNSQueries),
 					fmt.Sprint(r.TLSHandshakes), fmt.Sprint(r.MissingBytes), r.Status, trunc(r.Error, 60)}
 			})
 		case schema.TableCaptureStatus:
