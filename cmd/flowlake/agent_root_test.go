@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowlake/flowlake/internal/pipeline/pipelinetest"
+
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/flowlake/flowlake/internal/agent/agenttest"
@@ -185,23 +187,7 @@ func httpKey(r *schema.HTTP) string {
 
 func lakeHTTP(t *testing.T, st store.Store) []schema.HTTP {
 	t.Helper()
-	var rows []schema.HTTP
-	err := st.List(context.Background(), keys.LakeTable(schema.TableHTTP), func(info store.Info) error {
-		if !strings.HasSuffix(info.Key, keys.ExtParquet) {
-			return nil
-		}
-		b, err := st.GetRange(context.Background(), info.Key, 0, -1)
-		if err != nil {
-			return err
-		}
-		rs, err := parquet.Read[schema.HTTP](bytes.NewReader(b), int64(len(b)))
-		rows = append(rows, rs...)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rows
+	return pipelinetest.ReadTable[schema.HTTP](t, st, schema.TableHTTP)
 }
 
 // The agent captures on a veth pair with K=2 streams and uploads to MinIO:

@@ -261,11 +261,11 @@ func TestCapturesAgainstTruth(t *testing.T) {
 				rowNames[q.Name] = true
 			}
 			want := map[string]bool{}
-			for _, n := range tr.DNSNames {
+			for _, n := range tr.DNSQueryNames {
 				want[n] = true
 			}
 			if !anyTCP(segs) && !reflect.DeepEqual(r.udpNames, want) {
-				t.Errorf("Parse names differ from truth:\n got %v\nwant %v", keys(r.udpNames), tr.DNSNames)
+				t.Errorf("Parse names differ from truth:\n got %v\nwant %v", keys(r.udpNames), tr.DNSQueryNames)
 			}
 			for _, n := range c.extraNames {
 				want[n] = true

@@ -3,22 +3,15 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
-
 	"github.com/flowlake/flowlake/internal/agent/hosts"
-	"github.com/flowlake/flowlake/internal/capture"
 	"github.com/flowlake/flowlake/internal/keys"
 	"github.com/flowlake/flowlake/internal/pipeline"
-	"github.com/flowlake/flowlake/internal/segment"
+	"github.com/flowlake/flowlake/internal/pipeline/pipelinetest"
 	"github.com/flowlake/flowlake/internal/store"
-	"github.com/flowlake/flowlake/internal/testcap"
 	"github.com/flowlake/flowlake/schema"
 )
 
@@ -27,63 +20,25 @@ import (
 func ingestCapture(t *testing.T, st store.Store, agent, name string) {
 	t.Helper()
 	ctx := context.Background()
-	var keysIn []string
-	c := segment.NewCutter(agent, 0, 0, 2<<10, time.Hour, "file:"+name, func(data []byte, m segment.Meta) error {
-		k := segment.Key(m)
-		keysIn = append(keysIn, k)
-		return st.Put(ctx, k, bytes.NewReader(data), int64(len(data)))
-	})
-	src := capture.Open([]string{testcap.Path(t, name)})
-	defer src.Close()
-	var p capture.Packet
-	for {
-		err := src.Next(&p)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Add(p.TS, p.Link, p.Data, p.WireLen); err != nil {
-			t.Fatal(err)
-		}
+	segs := pipelinetest.CutAs(t, agent, name, 2<<10)
+	if len(segs) < 2 {
+		t.Fatalf("%d segments: the test wants a chain", len(segs))
 	}
-	if err := c.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if len(keysIn) < 2 {
-		t.Fatalf("%d segments: the test wants a chain", len(keysIn))
-	}
+	pipelinetest.Upload(t, st, segs)
 	pl := pipeline.New(pipeline.Config{Store: st, WaitPredecessor: time.Second})
-	for _, k := range keysIn {
-		if err := pl.Ingest(ctx, k); err != nil {
+	for _, s := range segs {
+		if err := pl.Ingest(ctx, s.Key); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := pl.FlushStream(ctx, keys.Stream{Agent: agent, Stream: 0}, uint64(len(keysIn)-1)); err != nil {
+	if err := pl.FlushStream(ctx, keys.Stream{Agent: agent, Stream: 0}, uint64(len(segs)-1)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func httpRows(t *testing.T, st store.Store) []schema.HTTP {
 	t.Helper()
-	var rows []schema.HTTP
-	err := st.List(context.Background(), keys.LakeTable(schema.TableHTTP), func(info store.Info) error {
-		if !strings.HasSuffix(info.Key, keys.ExtParquet) {
-			return nil
-		}
-		b, err := st.GetRange(context.Background(), info.Key, 0, -1)
-		if err != nil {
-			return err
-		}
-		rs, err := parquet.Read[schema.HTTP](bytes.NewReader(b), int64(len(b)))
-		rows = append(rows, rs...)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rows
+	return pipelinetest.ReadTable[schema.HTTP](t, st, schema.TableHTTP)
 }
 
 // The names an agent published from its /etc/hosts name the endpoints of

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flowlake/flowlake/internal/testcap"
 )
 
 // captureHellos runs every connection whose client bytes Look like TLS
@@ -155,23 +157,23 @@ func TestCapturesAgainstTruth(t *testing.T) {
 				}
 			}
 			if c.hrr > 0 {
-				tr.ClientHellos -= c.hrr
-				tr.ServerHellos -= c.hrr
-				tr.Versions["TLS1.3"] -= c.hrr
+				tr.TLSClientHellos -= c.hrr
+				tr.TLSServerHellos -= c.hrr
+				tr.TLSVersions["TLS1.3"] -= c.hrr
 			}
-			if ch != tr.ClientHellos || sh != tr.ServerHellos {
-				t.Errorf("hellos %d/%d, truth %d/%d", ch, sh, tr.ClientHellos, tr.ServerHellos)
+			if ch != tr.TLSClientHellos || sh != tr.TLSServerHellos {
+				t.Errorf("hellos %d/%d, truth %d/%d", ch, sh, tr.TLSClientHellos, tr.TLSServerHellos)
 			}
-			if !maps.Equal(versions, tr.Versions) {
-				t.Errorf("versions %v, truth %v", versions, tr.Versions)
+			if !maps.Equal(versions, tr.TLSVersions) {
+				t.Errorf("versions %v, truth %v", versions, tr.TLSVersions)
 			}
-			if got := slices.Sorted(maps.Keys(sni)); !slices.Equal(got, tr.SNI) && !(len(got) == 0 && len(tr.SNI) == 0) {
-				t.Errorf("SNI %q, truth %q", got, tr.SNI)
+			if got := slices.Sorted(maps.Keys(sni)); !slices.Equal(got, tr.TLSSNI) && !(len(got) == 0 && len(tr.TLSSNI) == 0) {
+				t.Errorf("SNI %q, truth %q", got, tr.TLSSNI)
 			}
 			if c.keylog > 0 {
 				// The ClientRandom is the key of the capture's key log
 				// lines: the link decryption will rely on.
-				b, err := os.ReadFile(filepath.Join(pcapDir, stem+".keylog"))
+				b, err := os.ReadFile(testcap.Path(t, stem+".keylog"))
 				if err != nil {
 					t.Fatal(err)
 				}

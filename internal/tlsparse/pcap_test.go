@@ -1,44 +1,17 @@
 package tlsparse
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/flowlake/flowlake/internal/tcp"
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/flowlake/flowlake/internal/testcap"
 )
 
-// pcapDir is the shared capture corpus, beside the repository.
-const pcapDir = "../../../shared/testdata/pcaps"
-
-// truth is the part of a <stem>.truth.json file the tests use.
-type truth struct {
-	ClientHellos int            `json:"tls_client_hellos"`
-	ServerHellos int            `json:"tls_server_hellos"`
-	Versions     map[string]int `json:"tls_versions"`
-	SNI          []string       `json:"tls_sni"`
-	Analysis     map[string]int `json:"tcp_analysis"`
-}
-
-func loadTruth(t testing.TB, stem string) truth {
+func loadTruth(t testing.TB, stem string) testcap.Truth {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(pcapDir, stem+".truth.json"))
-	if err != nil {
-		t.Fatalf("read truth (the shared corpus must sit beside the repository): %v", err)
-	}
-	var tr truth
-	if err := json.Unmarshal(b, &tr); err != nil {
-		t.Fatalf("parse truth %s: %v", stem, err)
-	}
-	return tr
+	return testcap.LoadTruth(t, stem+".pcap")
 }
 
 // event is one call to make on a connection's handler.
@@ -135,28 +108,6 @@ func sortedKeys(m map[uint32][]byte) []uint32 {
 // the higher port.
 func readConns(t testing.TB, name string) []*conn {
 	t.Helper()
-	f, err := os.Open(filepath.Join(pcapDir, name))
-	if err != nil {
-		t.Fatalf("open capture (the shared corpus must sit beside the repository): %v", err)
-	}
-	defer f.Close()
-	var (
-		next     func() ([]byte, gopacket.CaptureInfo, error)
-		linkType layers.LinkType
-	)
-	if filepath.Ext(name) == ".pcapng" {
-		r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		next, linkType = r.ReadPacketData, r.LinkType()
-	} else {
-		r, err := pcapgo.NewReader(f)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		next, linkType = r.ReadPacketData, r.LinkType()
-	}
 	type key struct{ a, b netip.AddrPort }
 	type state struct {
 		c      *conn
@@ -165,34 +116,13 @@ func readConns(t testing.TB, name string) []*conn {
 	conns := map[key]*state{}
 	var order []*state
 	var last int64
-	for {
-		data, ci, err := next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		pkt := gopacket.NewPacket(data, linkType, gopacket.Default)
-		var src, dst netip.Addr
-		switch ip := pkt.NetworkLayer().(type) {
-		case *layers.IPv4:
-			src, _ = netip.AddrFromSlice(ip.SrcIP)
-			dst, _ = netip.AddrFromSlice(ip.DstIP)
-		case *layers.IPv6:
-			src, _ = netip.AddrFromSlice(ip.SrcIP)
-			dst, _ = netip.AddrFromSlice(ip.DstIP)
-		default:
+	for _, p := range testcap.Packets(t, name) {
+		if !p.TCP {
 			continue
 		}
-		tcpl, ok := pkt.TransportLayer().(*layers.TCP)
-		if !ok {
-			continue
-		}
-		ts := ci.Timestamp.UnixNano()
+		ts := p.TS
 		last = ts
-		sa := netip.AddrPortFrom(src, uint16(tcpl.SrcPort))
-		da := netip.AddrPortFrom(dst, uint16(tcpl.DstPort))
+		sa, da := p.Src, p.Dst
 		k := key{sa, da}
 		if da.Compare(sa) < 0 {
 			k = key{da, sa}
@@ -200,7 +130,7 @@ func readConns(t testing.TB, name string) []*conn {
 		st := conns[k]
 		if st == nil {
 			client, server := sa, da
-			if !(tcpl.SYN && !tcpl.ACK) && sa.Port() < da.Port() {
+			if !(p.SYN && !p.ACK) && sa.Port() < da.Port() {
 				client, server = da, sa
 			}
 			st = &state{c: &conn{client: client, server: server}}
@@ -212,12 +142,12 @@ func readConns(t testing.TB, name string) []*conn {
 			dir = tcp.ClientToServer
 		}
 		h := &st.halves[dir]
-		if tcpl.SYN {
-			h.init, h.next = true, tcpl.Seq+1
+		if p.SYN {
+			h.init, h.next = true, p.Seq+1
 			continue
 		}
-		if len(tcpl.Payload) > 0 {
-			h.deliver(st.c, dir, ts, tcpl.Seq, tcpl.Payload)
+		if len(p.Payload) > 0 {
+			h.deliver(st.c, dir, ts, p.Seq, p.Payload)
 		}
 	}
 	out := make([]*conn, 0, len(order))

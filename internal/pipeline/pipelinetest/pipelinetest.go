@@ -50,8 +50,14 @@ type Segment struct {
 // captures are missing.
 func Cut(t testing.TB, name string, maxBytes int64) []Segment {
 	t.Helper()
+	return CutAs(t, Agent, name, maxBytes)
+}
+
+// CutAs is Cut for stream 0 of another agent.
+func CutAs(t testing.TB, agent, name string, maxBytes int64) []Segment {
+	t.Helper()
 	var out []Segment
-	c := segment.NewCutter(Agent, Stream.Stream, 0, maxBytes, time.Hour, "file:"+name, func(data []byte, m segment.Meta) error {
+	c := segment.NewCutter(agent, 0, 0, maxBytes, time.Hour, "file:"+name, func(data []byte, m segment.Meta) error {
 		out = append(out, Segment{segment.Key(m), data, m})
 		return nil
 	})
