@@ -196,6 +196,19 @@ func (d *decoder) inChain(n *dnsmessage.Name) bool {
 	return false
 }
 
+// address renders an A or AAAA answer and, when collecting, records the
+// address for the name it answers.
+func (d *decoder) address(out []byte, ip netip.Addr, rh *dnsmessage.ResourceHeader, collect bool) []byte {
+	out = append(out, ' ')
+	out = ip.AppendTo(out)
+	if collect {
+		na := nameAddr{ip: ip}
+		d.attribute(&na, rh)
+		d.addrs = append(d.addrs, na)
+	}
+	return out
+}
+
 // answer renders the resource whose header the parser has just read.
 func (d *decoder) answer(rh *dnsmessage.ResourceHeader, collect bool) (string, error) {
 	out := append(d.buf[:0], typeName(rh.Type)...)
@@ -205,25 +218,13 @@ func (d *decoder) answer(rh *dnsmessage.ResourceHeader, collect bool) (string, e
 		if err != nil {
 			return "", err
 		}
-		out = append(out, ' ')
-		out = netip.AddrFrom4(r.A).AppendTo(out)
-		if collect {
-			na := nameAddr{ip: netip.AddrFrom4(r.A)}
-			d.attribute(&na, rh)
-			d.addrs = append(d.addrs, na)
-		}
+		out = d.address(out, netip.AddrFrom4(r.A), rh, collect)
 	case dnsmessage.TypeAAAA:
 		r, err := d.p.AAAAResource()
 		if err != nil {
 			return "", err
 		}
-		out = append(out, ' ')
-		out = netip.AddrFrom16(r.AAAA).AppendTo(out)
-		if collect {
-			na := nameAddr{ip: netip.AddrFrom16(r.AAAA)}
-			d.attribute(&na, rh)
-			d.addrs = append(d.addrs, na)
-		}
+		out = d.address(out, netip.AddrFrom16(r.AAAA), rh, collect)
 	case dnsmessage.TypeCNAME:
 		r, err := d.p.CNAMEResource()
 		if err != nil {
