@@ -166,11 +166,9 @@ func (d *Decoder) Decode(link layers.LinkType, ts int64, data []byte, p *Packet)
 	}
 	*p = Packet{TS: ts}
 	var ipPayload int // transport bytes the IP header announces
-	var haveIP bool
 	for _, lt := range d.decoded {
 		switch lt {
 		case layers.LayerTypeIPv4:
-			haveIP = true
 			p.Src, _ = netip.AddrFromSlice(d.ip4.SrcIP)
 			p.Dst, _ = netip.AddrFromSlice(d.ip4.DstIP)
 			ipPayload = int(d.ip4.Length) - int(d.ip4.IHL)*4
@@ -178,7 +176,6 @@ func (d *Decoder) Decode(link layers.LinkType, ts int64, data []byte, p *Packet)
 				return d.fragment(ts, p)
 			}
 		case layers.LayerTypeIPv6:
-			haveIP = true
 			p.Src, _ = netip.AddrFromSlice(d.ip6.SrcIP)
 			p.Dst, _ = netip.AddrFromSlice(d.ip6.DstIP)
 			ipPayload = int(d.ip6.Length)
@@ -213,7 +210,6 @@ func (d *Decoder) Decode(link layers.LinkType, ts int64, data []byte, p *Packet)
 			return nil
 		}
 	}
-	_ = haveIP
 	d.Stats.Other++
 	return ErrNotTransport
 }

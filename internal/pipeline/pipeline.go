@@ -112,9 +112,6 @@ func (p *Pipeline) ingestSegment(ctx context.Context, key string) error {
 	}
 	rc, err := p.cfg.Store.Get(ctx, key)
 	if err != nil {
-		if errors.Is(err, store.ErrNotExist) {
-			return fmt.Errorf("ingest %s: %w", key, err)
-		}
 		return fmt.Errorf("ingest %s: %w", key, err)
 	}
 	meta, err := segment.ReadMeta(rc)
