@@ -6,7 +6,8 @@ LAKE ?= ./flowlake-data
 STATICCHECK_VERSION := v0.8.2
 GOBIN := $(shell $(GO) env GOPATH)/bin
 # Debian packages the tests use as references (installed when root and missing).
-APT_TOOLS := tshark:tshark tcpflow:tcpflow tcpdump:tcpdump editcap:wireshark-common nginx:nginx wrk:wrk ethtool:ethtool
+APT_TOOLS := tshark:tshark tcpflow:tcpflow tcpdump:tcpdump editcap:wireshark-common nginx:nginx wrk:wrk ethtool:ethtool \
+  clang:clang llvm-strip:llvm bpftool:bpftool /usr/include/bpf/bpf_helpers.h:libbpf-dev chromium:chromium
 SAMPLES := $(sort $(wildcard localstack/samples/*.pcap localstack/samples/*.pcapng))
 
 .DEFAULT_GOAL := help
@@ -22,7 +23,7 @@ deps: ## download Go modules
 .PHONY: tools
 tools: ## install the Debian reference tools (tshark, tcpflow, …) when root and missing
 	@missing=""; for t in $(APT_TOOLS); do cmd=$${t%%:*}; pkg=$${t##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  { command -v $$cmd || test -e $$cmd; } >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
@@ -36,8 +37,9 @@ build: deps ## build bin/flowlake
 	$(GO) build -o $(BIN) ./cmd/flowlake
 
 .PHONY: test
-test: deps tools minio ## run every test (installs what they need: Go modules, MinIO, Debian tools as root)
+test: deps tools minio terraform ## run every test (installs what they need: Go modules, MinIO, Debian tools and Chromium as root, npm packages)
 	$(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) web-test
 
 .PHONY: lint
 lint: deps ## go vet + staticcheck
@@ -53,18 +55,31 @@ fuzz: deps ## run each fuzz target for FUZZTIME (default 30s)
 	  done; done
 
 .PHONY: bench
-bench: build tools ## Go benchmarks per stage, then flowlake vs tshark vs tcpflow on real captures
+bench: build tools bench-query ## Go benchmarks per stage, then flowlake vs tshark vs tcpflow on real captures
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 	$(MAKE) bench-compare
+
+.PHONY: bench-query
+bench-query: deps ## query engine vs DuckDB on a 10M-row, 24 h synthetic lake (built once, cached under /tmp)
+	FLOWLAKE_BENCH_QUERY=1 $(GO) test -count=1 -run '^TestBenchQuery$$' -v -timeout 60m ./internal/query
+
+.PHONY: load-test
+load-test: deps ## load test of the query API: 64 clients on loopback for LOAD_DURATION (default 30s); not run by CI
+	FLOWLAKE_LOAD_TEST=$${LOAD_DURATION:-30s} $(GO) test ./functions/query/ -run '^TestLoad$$' -count=1 -v -timeout 15m
 
 -include internal/bench/bench.mk
 include internal/store/minio.mk
 include functions/lambda.mk
 include localstack/localstack.mk
 include internal/agent/agent.mk
+include bpf/bpf.mk
+include web/web.mk
+include infra/infra.mk
 
 .PHONY: demo
-demo: build ## cut the sample captures into segments, ingest and parse them with the functions (in process), show the lake
+DEMO_ADDR ?= 127.0.0.1:8080
+DEMO_PASSWORD ?= flowlake-demo
+demo: web build ## segment the sample captures, ingest and parse them (functions in process), show the lake, serve the UI
 	@rm -rf $(LAKE)
 	@for f in $(SAMPLES); do \
 	  agent=$$(basename $$f | sed -E 's/\.(pcap|pcapng)$$//; s/[^A-Za-z0-9._-]/-/g'); \
@@ -73,6 +88,9 @@ demo: build ## cut the sample captures into segments, ingest and parse them with
 	done
 	@echo
 	./$(BIN) show --lake $(LAKE)
+	@echo
+	@echo "UI: http://$(DEMO_ADDR)   login: admin / $(DEMO_PASSWORD)   (Ctrl-C stops)"
+	FLOWLAKE_ADMIN_PASSWORD='$(DEMO_PASSWORD)' ./$(BIN) serve --lake $(LAKE) --addr $(DEMO_ADDR)
 
 .PHONY: clean
 clean: ## remove build output and the demo lake

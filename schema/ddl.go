@@ -28,6 +28,7 @@ var rowTypes = map[string]reflect.Type{
 	TableTLS:           reflect.TypeFor[TLS](),
 	TableParseStatus:   reflect.TypeFor[ParseStatus](),
 	TableCaptureStatus: reflect.TypeFor[CaptureStatus](),
+	TableEdges1m:       reflect.TypeFor[Edges1m](),
 }
 
 // RowType returns the Go row type of table, or nil for an unknown table.
@@ -151,19 +152,7 @@ func AthenaDDL(table, lakeRoot string) string {
 	b.WriteString("STORED AS PARQUET\n")
 	fmt.Fprintf(&b, "LOCATION '%s'\n", loc)
 	b.WriteString("TBLPROPERTIES (\n")
-	props := [][2]string{
-		{"projection.enabled", "true"},
-		{"projection.dt.type", "date"},
-		{"projection.dt.format", "yyyy-MM-dd"},
-		{"projection.dt.range", AthenaProjectionStart + ",NOW"},
-		{"projection.dt.interval", "1"},
-		{"projection.dt.interval.unit", "DAYS"},
-		{"projection.hour.type", "integer"},
-		{"projection.hour.range", "0,23"},
-		{"projection.hour.digits", "2"},
-		{"storage.location.template", loc + "dt=${dt}/hour=${hour}/"},
-		{"flowlake.schema_version", fmt.Sprint(Version)},
-	}
+	props := AthenaProperties(loc)
 	for i, p := range props {
 		sep := ","
 		if i == len(props)-1 {
@@ -173,4 +162,25 @@ func AthenaDDL(table, lakeRoot string) string {
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// AthenaProperties returns the table properties (TBLPROPERTIES) of the
+// Athena table whose files live at location (an s3:// URL ending in
+// /<table>/), in DDL order: partition projection of dt and hour, the
+// location template and the schema version. AthenaDDL writes them; the Glue
+// tables of infra/terraform/modules/aws carry the same ones.
+func AthenaProperties(location string) [][2]string {
+	return [][2]string{
+		{"projection.enabled", "true"},
+		{"projection.dt.type", "date"},
+		{"projection.dt.format", "yyyy-MM-dd"},
+		{"projection.dt.range", AthenaProjectionStart + ",NOW"},
+		{"projection.dt.interval", "1"},
+		{"projection.dt.interval.unit", "DAYS"},
+		{"projection.hour.type", "integer"},
+		{"projection.hour.range", "0,23"},
+		{"projection.hour.digits", "2"},
+		{"storage.location.template", location + "dt=${dt}/hour=${hour}/"},
+		{"flowlake.schema_version", fmt.Sprint(Version)},
+	}
 }

@@ -28,7 +28,7 @@ const (
 )
 
 // Tables lists every table, in the order the tools print them.
-var Tables = []string{TableHTTP, TableTCP, TableDNS, TableTLS, TableParseStatus, TableCaptureStatus}
+var Tables = []string{TableHTTP, TableTCP, TableDNS, TableTLS, TableParseStatus, TableCaptureStatus, TableEdges1m}
 
 // TCP close reasons stored in TCP.Close.
 const (
@@ -75,7 +75,10 @@ type HTTP struct {
 	CommunityID   string `parquet:"community_id,dict"`
 }
 
-// TCP is one TCP connection.
+// TCP is one TCP connection. AppProtocol is "http", "dns" or "tls" as
+// recognised from the first bytes; for decrypted TLS it is the protocol
+// inside: "https" (HTTP/1.x, parsed into http rows with tls = true) or
+// "h2" (HTTP/2, not parsed yet: no http rows).
 type TCP struct {
 	ID            string   `parquet:"id"`
 	TS            int64    `parquet:"ts,timestamp(microsecond)"`
@@ -98,7 +101,7 @@ type TCP struct {
 	RTTUS         int64    `parquet:"rtt_us"` // SYN to ACK of SYN-ACK; 0 when the handshake was not seen
 	Close         string   `parquet:"close,dict"`
 	SawSYN        bool     `parquet:"saw_syn"`
-	AppProtocol   string   `parquet:"app_protocol,dict"`
+	AppProtocol   string   `parquet:"app_protocol,dict"` // see TCP
 	HTTPExchanges int32    `parquet:"http_exchanges"`
 	LimitHits     int32    `parquet:"limit_hits"` // times a reassembly memory bound dropped data
 	CommunityID   string   `parquet:"community_id,dict"`
@@ -125,7 +128,21 @@ type DNS struct {
 	Error      string   `parquet:"error,dict"`
 }
 
-// TLS is one TLS handshake.
+// TLS is one TLS handshake. KeyStatus tells why the connection is (not)
+// decrypted (internal/tlsdecrypt; Decrypted is KeyStatus == "decrypted"):
+//
+//   - "decrypted": records were decrypted and authenticated with the
+//     logged secrets;
+//   - "no-keys": no secrets are logged for its client random;
+//   - "no-client-hello": the ClientHello was not captured, so there is no
+//     client random to look the secrets up by;
+//   - "keys-available": secrets are logged, but no encrypted record was
+//     decrypted (the connection ended or lost data before one, or the
+//     ServerHello was not captured);
+//   - "decrypt-failed": the records did not authenticate with the logged
+//     secrets (wrong or foreign keys);
+//   - "unsupported": a version or cipher suite flowlake does not decrypt
+//     (SSL 3.0, CCM, Camellia, NULL, …).
 type TLS struct {
 	TS         int64  `parquet:"ts,timestamp(microsecond)"`
 	Agent      string `parquet:"agent,dict"`
@@ -139,7 +156,7 @@ type TLS struct {
 	ALPN       string `parquet:"alpn,dict"` // selected by the server, else the client's offer joined by ","
 	Cipher     string `parquet:"cipher,dict"`
 	Decrypted  bool   `parquet:"decrypted"`
-	KeyStatus  string `parquet:"key_status,dict"` // why the flow is (not) decrypted: "no-keys", "decrypted", ...
+	KeyStatus  string `parquet:"key_status,dict"` // why the flow is (not) decrypted; see TLS
 	Error      string `parquet:"error,dict"`
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/flowlake/flowlake/internal/keys"
 	"github.com/flowlake/flowlake/internal/segment"
 	"github.com/flowlake/flowlake/internal/store"
+	"github.com/flowlake/flowlake/internal/tlskeys"
 )
 
 // storeOpenTimeout bounds the first attempt at the store; the agent
@@ -31,12 +32,17 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: flowlake agent --iface IF [--filter EXPR] --store URL --agent-id ID [--streams K] [--spool DIR]\n"+
 			"                      [--status-every 20s] [--metrics 127.0.0.1:9464] [--config FILE]\n"+
-			"       flowlake agent --pcap FILE... [--pace] --store URL --agent-id ID ...\n\n"+
+			"       flowlake agent --pcap FILE... [--pace] --store URL --agent-id ID ...\n"+
+			"       TLS secrets: [--tls-keys [--tls-pid N | --tls-cgroup DIR] [--tls-lib FILE]...] [--keylog FILE]...\n\n"+
 			"Captures packets on an interface (AF_PACKET, K streams by flow) or replays capture files,\n"+
 			"cuts them into segments, keeps them in a local spool and uploads them to the store as\n"+
 			"raw/agent=ID/stream=K/…/<seq>.pcapng.zst, with a status report every --status-every and\n"+
 			"the host's /etc/hosts names. SIGTERM closes the open segments and uploads for up to\n"+
 			"--drain-timeout; what is left stays in the spool for the next start.\n\n"+
+			"--tls-keys captures the TLS secrets of the processes that use OpenSSL (1.1.1, 3.x) with\n"+
+			"eBPF uprobes on libssl (root), --keylog follows SSLKEYLOGFILE files; the NSS key log lines\n"+
+			"go into secrets/agent=ID/stream=K/…/<seq>.keylog, each uploaded before the segment <seq>\n"+
+			"of its stream (every stream gets every line). Secrets never appear in logs or reports.\n\n"+
 			"Every setting is also read from FLOWLAKE_<FLAG> (e.g. FLOWLAKE_AGENT_ID) and from the\n"+
 			"--config file (JSON or YAML, keys are flag names); flags win over the environment, which\n"+
 			"wins over the file.\n\nflags:")
@@ -61,6 +67,15 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 	statusEvery := fs.Duration("status-every", agent.DefaultStatusEvery, "interval of the status reports")
 	metrics := fs.String("metrics", "127.0.0.1:9464", "address of the Prometheus /metrics endpoint (\"off\": none)")
 	hostsFile := fs.String("hosts", hosts.DefaultPath, "hosts file whose names are published for parse (\"off\": none)")
+	tlsKeys := fs.Bool("tls-keys", false, "capture the TLS secrets of processes that use OpenSSL (eBPF uprobes on libssl; needs root)")
+	tlsPID := fs.Int("tls-pid", 0, "TLS secrets of this process only (implies --tls-keys)")
+	tlsCgroup := fs.String("tls-cgroup", "", "TLS secrets of the processes of this cgroup v2 directory and below only (implies --tls-keys)")
+	tlsHandshakeOnly := fs.Bool("tls-handshake-only", false, "with --tls-keys: no uprobes on SSL_read/SSL_write (cheaper on chatty connections;\n"+
+		"programs whose handshake runs inside SSL_read/SSL_write then give their keys only when the connection ends)")
+	var tlsLibs, keylogs agent.StringList
+	fs.Var(&tlsLibs, "tls-lib", "libssl file (or program with OpenSSL linked in) to attach to; repeatable (implies --tls-keys;\n"+
+		"default: the system's libssl and those running processes map, looked for again every 10 s)")
+	fs.Var(&keylogs, "keylog", "SSLKEYLOGFILE to follow while it grows (like tail -F); its lines go into secrets/ too; repeatable")
 	var pcaps agent.StringList
 	fs.Var(&pcaps, "pcap", "replay capture files instead of capturing (repeatable; files may also follow the flags)")
 	pace := fs.Bool("pace", false, "with --pcap: replay in real time")
@@ -107,6 +122,13 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError{fmt.Sprintf("agent: --spool-max %s is smaller than one segment (--max-bytes %s)", spoolMax.String(), maxBytes.String())}
 	case *spoolDir == "":
 		return usageError{"agent: --spool: no directory"}
+	case *tlsPID < 0:
+		return usageError{fmt.Sprintf("agent: --tls-pid %d: want a process id", *tlsPID)}
+	case *tlsPID > 0 && *tlsCgroup != "":
+		return usageError{"agent: --tls-pid and --tls-cgroup exclude each other"}
+	}
+	if *tlsPID > 0 || *tlsCgroup != "" || len(tlsLibs) > 0 {
+		*tlsKeys = true
 	}
 	if err := keys.ValidAgent(*agentID); err != nil {
 		return usageError{fmt.Sprintf("agent: --agent-id: %v", err)}
@@ -134,6 +156,20 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 	} else if st, err = store.Open(ctx, *storeURL); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	// The key sources before the capture: without root or eBPF the agent
+	// stops here, with the reason.
+	var keySources []agent.KeySource
+	if len(keylogs) > 0 {
+		keySources = append(keySources, tlskeys.NewFollower(keylogs, 0, log))
+	}
+	if *tlsKeys {
+		col, err := tlskeys.Open(tlskeys.Config{Libraries: tlsLibs, PID: *tlsPID, Cgroup: *tlsCgroup, HandshakeOnly: *tlsHandshakeOnly, Log: log})
+		if err != nil {
+			return fmt.Errorf("agent: --tls-keys: %w", err)
+		}
+		defer col.Close()
+		keySources = append(keySources, col)
+	}
 	var src source.Source
 	if len(pcaps) > 0 {
 		src, err = source.NewReplay(source.ReplayConfig{Files: pcaps, Streams: *streams, Pace: *pace, Filter: *filter, Log: log})
@@ -151,7 +187,7 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 		SpoolDir: *spoolDir, SpoolBytes: int64(spoolMax),
 		SegmentBytes: int64(maxBytes), SegmentSpan: *maxSpan, WallClock: len(pcaps) == 0 || *pace,
 		StatusEvery: *statusEvery, HostsFile: *hostsFile, DrainTimeout: *drain,
-		MinBackoff: *retryMin, MaxBackoff: *retryMax, MetricsAddr: *metrics, Log: log,
+		MinBackoff: *retryMin, MaxBackoff: *retryMax, MetricsAddr: *metrics, Log: log, KeySources: keySources,
 	})
 	if err != nil {
 		src.Close()

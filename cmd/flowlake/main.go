@@ -60,7 +60,9 @@ func commands() []command {
 		{"parse", "parse capture files into the Parquet lake", runParse},
 		{"segment", "cut capture files into capture segments and upload them to the object store", runSegment},
 		{"show", "print row counts and the first rows of the lake tables", runShow},
+		{"reparse", "parse committed segments again and replace their rows (late TLS keys, parser upgrades)", runReparse},
 		{"compact", "merge the small files of old lake partitions into large ones (manifest switch)", runCompact},
+		{"serve", "serve the query API and the web UI over the lake", runServe},
 		{"version", "print the version", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "flowlake", version)
 			return nil

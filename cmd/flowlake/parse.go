@@ -52,7 +52,7 @@ func runParse(ctx context.Context, args []string, getenv func(string) string, st
 	lakeDir := fs.String("lake", envOr(getenv, "LAKE", "./flowlake-data"), "store: a directory or s3://bucket/prefix; tables go to <store>/lake/<table>/dt=…/hour=…/ (env FLOWLAKE_LAKE)")
 	agent := fs.String("agent", envOr(getenv, "AGENT", "local"), "agent name recorded in every row (env FLOWLAKE_AGENT)")
 	var keylogs multiFlag
-	fs.Var(&keylogs, "keylog", "TLS key log file (NSS format, SSLKEYLOGFILE); repeatable")
+	fs.Var(&keylogs, "keylog", "TLS key log file (NSS format, SSLKEYLOGFILE) to decrypt with; repeatable (pcapng Decryption Secrets Blocks are read too)")
 	preview := fs.Int("body-preview", 4096, "bytes of each HTTP body kept (decoded, redacted)")
 	redactHeaders := fs.String("redact-headers", strings.Join(redact.Default().Headers, ","), "comma-separated header names whose values are redacted")
 	progress := fs.String("progress", "auto", "progress bar: auto (on a terminal), always or never")
@@ -179,9 +179,9 @@ func printSummary(w io.Writer, sum engine.Summary, written map[string]lake.Stats
 	fmt.Fprintf(w, "  TCP sessions    %d  (missing bytes %d, reassembly limit hits %d)\n", st.TCPConns, st.TCP.MissingBytes, st.TCP.LimitHits)
 	fmt.Fprintf(w, "  HTTP exchanges  %d  (%d with errors)\n", st.HTTPExchanges, st.HTTPErrors)
 	fmt.Fprintf(w, "  DNS queries     %d\n", st.DNSQueries)
-	fmt.Fprintf(w, "  TLS handshakes  %d\n", st.TLSHandshakes)
+	fmt.Fprintf(w, "  TLS handshakes  %d  (%d decrypted)\n", st.TLSHandshakes, st.TLSDecrypted)
 	if keys != nil && keys.Len() > 0 {
-		fmt.Fprintf(w, "  TLS key log     %d sessions (decryption is not implemented yet; handshakes with keys are marked key_status=keys-available)\n", keys.Len())
+		fmt.Fprintf(w, "  TLS key log     %d sessions (tls.key_status tells, per handshake, why it was or was not decrypted)\n", keys.Len())
 	}
 	if n := st.Decode.Errors + st.Decode.UnknownLink; n > 0 {
 		fmt.Fprintf(w, "  undecodable     %d frames (see parse_status.error)\n", n)

@@ -240,8 +240,18 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, raw json.RawMess
 // of the Lambda function functionName (a name, ARN or alias ARN), whose
 // payload is a [parse.Request].
 func LambdaInvoker(client *lambda.Client, functionName string) func(ctx context.Context, s keys.Stream, seq uint64) error {
+	return lambdaInvoker(client, functionName, false)
+}
+
+// LambdaReparseInvoker is LambdaInvoker for [pipeline.Config]
+// InvokeReparse: the payload asks parse to reparse from seq on.
+func LambdaReparseInvoker(client *lambda.Client, functionName string) func(ctx context.Context, s keys.Stream, seq uint64) error {
+	return lambdaInvoker(client, functionName, true)
+}
+
+func lambdaInvoker(client *lambda.Client, functionName string, reparse bool) func(ctx context.Context, s keys.Stream, seq uint64) error {
 	return func(ctx context.Context, s keys.Stream, seq uint64) error {
-		payload, err := json.Marshal(parse.Request{Agent: s.Agent, Stream: s.Stream, Seq: seq})
+		payload, err := json.Marshal(parse.Request{Agent: s.Agent, Stream: s.Stream, Seq: seq, Reparse: reparse})
 		if err != nil {
 			return fmt.Errorf("invoke %s for %s seq %d: %w", functionName, s, seq, err)
 		}

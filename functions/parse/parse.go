@@ -37,6 +37,9 @@ type Request struct {
 	Agent  string `json:"agent"`
 	Stream int    `json:"stream"`
 	Seq    uint64 `json:"seq"`
+	// Reparse asks to parse segments Seq… again, up to the last committed
+	// one, replacing their rows (keys that came late).
+	Reparse bool `json:"reparse,omitempty"`
 }
 
 // Validate reports whether r names a stream the object layout can hold.
@@ -55,6 +58,7 @@ const (
 	ResultParsed     = "parsed"     // the segment was parsed and committed by this invocation
 	ResultDone       = "done"       // the segment had already been committed
 	ResultReconciled = "reconciled" // a scheduled event ran Reconcile
+	ResultReparsed   = "reparsed"   // segments were parsed again (Request.Reparse)
 )
 
 // Response tells what an invocation did. Asynchronous invocations discard
@@ -63,6 +67,8 @@ type Response struct {
 	Result string `json:"result"`
 	// Started is the number of streams Reconcile restarted.
 	Started int `json:"started,omitempty"`
+	// Reparsed is the number of segments a reparse request parsed again.
+	Reparsed int `json:"reparsed,omitempty"`
 }
 
 // Handler is the parse function.
@@ -97,6 +103,15 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 		return Response{}, err
 	}
 	log = log.With("agent", req.Agent, "stream", req.Stream, "seq", req.Seq)
+	if req.Reparse {
+		n, err := h.p.Reparse(ctx, keys.Stream{Agent: req.Agent, Stream: req.Stream}, req.Seq, 0)
+		if err != nil {
+			log.Error("parse: reparse failed", "reparsed", n, "err", err)
+			return Response{}, fmt.Errorf("reparse request agent=%s stream=%d seq=%d: %w", req.Agent, req.Stream, req.Seq, err)
+		}
+		log.Info("parse: reparsed", "reparsed", n)
+		return Response{Result: ResultReparsed, Reparsed: n}, nil
+	}
 	err = h.p.Parse(ctx, keys.Stream{Agent: req.Agent, Stream: req.Stream}, req.Seq)
 	switch {
 	case errors.Is(err, pipeline.ErrDone):
@@ -110,7 +125,7 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 }
 
 // requestShape describes a Request in error messages.
-const requestShape = `{"agent":"<id>","stream":<k>,"seq":<n>}`
+const requestShape = `{"agent":"<id>","stream":<k>,"seq":<n>[,"reparse":true]}`
 
 // decodeRequest decodes and validates a Request: every field present, no
 // other field.

@@ -119,6 +119,12 @@ func TestRequests(t *testing.T) {
 	if err != nil || resp.Result != parse.ResultDone {
 		t.Fatalf("repeated request: %+v, %v", resp, err)
 	}
+	// A reparse request (what ingest sends when keys come late) parses
+	// segments 1… again and replaces their rows: the lake stays the same.
+	resp, err = invoke(t, h, `{"agent":"probe","stream":0,"seq":1,"reparse":true}`)
+	if err != nil || resp.Result != parse.ResultReparsed || resp.Reparsed != len(segs)-1 {
+		t.Fatalf("reparse request: %+v, %v; want %d segments reparsed", resp, err, len(segs)-1)
+	}
 	if err := p.FlushStream(t.Context(), stream, uint64(len(segs)-1)); err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,14 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// MetricsAddr, if set, is where /metrics is served (host:port).
 	MetricsAddr string
+	// KeySources deliver TLS session secrets (eBPF, key log files). The
+	// lines that arrive until a segment is cut (and KeyGrace after) go into
+	// its secrets object (secrets/…/<seq>.keylog, every stream), uploaded
+	// before the segment.
+	KeySources []KeySource
+	// KeyGrace is how long a cut segment waits for late keys (0:
+	// DefaultKeyGrace).
+	KeyGrace time.Duration
 	// Log receives the logs; nil discards them.
 	Log *slog.Logger
 	// Now is the clock of the status reports; nil means time.Now.
@@ -91,7 +99,8 @@ type Agent struct {
 	up      *spool.Uploader
 	streams []*stream
 	c       []*counters
-	other   counters // errors of objects that belong to no stream
+	other   counters  // errors of objects that belong to no stream
+	keys    *keyLines // TLS key lines waiting for the streams' next segments
 
 	metrics  *http.Server
 	listener net.Listener
@@ -131,6 +140,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.KeyGrace <= 0 {
+		cfg.KeyGrace = DefaultKeyGrace
+	}
 	a := &Agent{cfg: cfg, log: cfg.Log}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -140,6 +152,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.spool = sp
+	a.keys = newKeyLines(cfg.Source.Streams())
 	a.up = spool.NewUploader(spool.UploaderConfig{
 		Store: cfg.Store, Spool: sp, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff,
 		OnDone: a.uploaded, OnError: a.uploadFailed, Log: a.log,
@@ -249,15 +262,31 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	var bg sync.WaitGroup
 	bg.Go(func() { a.tickLoop(loops) })
 	bg.Go(func() { a.statusLoop(loops) })
+	// The key sources stop after the capture and before the last segments
+	// are cut, so that their last lines go into those segments' secrets.
+	keysCtx, stopKeys := context.WithCancel(context.Background())
+	defer stopKeys()
+	var keySources sync.WaitGroup
+	for _, ks := range a.cfg.KeySources {
+		keySources.Go(func() {
+			if err := ks.Run(keysCtx, a.keys.add); err != nil {
+				a.other.errors.Add(1)
+				a.log.Error("tls key source stopped", "err", err)
+			}
+		})
+	}
 
 	a.log.Info("agent started", "agent", a.cfg.ID, "interface", a.cfg.Source.Interface(), "streams", len(a.streams),
-		"store", a.cfg.Store.URL(), "spool", a.cfg.SpoolDir)
+		"store", a.cfg.Store.URL(), "spool", a.cfg.SpoolDir, "tls_key_sources", len(a.cfg.KeySources))
 	capErr := a.cfg.Source.Run(ctx, func(k int, p *source.Packet) error { return a.streams[k].add(p) })
 	if capErr != nil {
 		a.log.Error("capture stopped", "err", capErr)
 	}
 	stopLoops()
 	bg.Wait()
+	stopKeys()
+	keySources.Wait()
+	a.keys.stopped.Store(true)
 
 	// Close the open segments and wait until the spool has them all.
 	for _, s := range a.streams {
@@ -268,6 +297,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		if err := s.failed(); err != nil && !errors.Is(capErr, err) {
 			capErr = errors.Join(capErr, err)
 		}
+	}
+	if len(a.cfg.KeySources) > 0 {
+		left := a.keys.left()
+		a.log.Info("tls keys summary", "lines", a.keys.received.Load(), "repeats", a.keys.repeated.Load(),
+			"secrets_objects", a.keys.objects.Load(), "secrets_errors", a.keys.objectErrs.Load(),
+			"lines_dropped", a.keys.dropped.Load(), "lines_without_segment", left)
 	}
 
 	// Upload what is left, then the last report, which tells how that went

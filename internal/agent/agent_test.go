@@ -389,17 +389,31 @@ func TestAgentQuietLinkStatusMetrics(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`flowlake_agent_packets_captured_total{stream="0"} 3`, `flowlake_agent_segments_uploaded_total{stream="1"} 1`,
-		"flowlake_agent_packets_filtered_total 3", "go_goroutines"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q", want)
+	// The uploader counts an upload just after the object appears in the
+	// store: read /metrics until the counters caught up (or the deadline).
+	wants := []string{`flowlake_agent_packets_captured_total{stream="0"} 3`, `flowlake_agent_segments_uploaded_total{stream="1"} 1`,
+		"flowlake_agent_packets_filtered_total 3", "go_goroutines"}
+	for {
+		resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var missing []string
+		for _, want := range wants {
+			if !strings.Contains(string(body), want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("/metrics lacks %q", missing)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(1500 * time.Millisecond)
 	cancel()

@@ -81,6 +81,15 @@ func (l *LazyStore) PutIfAbsent(ctx context.Context, key string, r io.Reader, si
 	return st.PutIfAbsent(ctx, key, r, size)
 }
 
+// PutIfMatch implements store.Store.
+func (l *LazyStore) PutIfMatch(ctx context.Context, key string, r io.Reader, size int64, etag string) error {
+	st, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return st.PutIfMatch(ctx, key, r, size, etag)
+}
+
 // Get implements store.Store.
 func (l *LazyStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	st, err := l.get(ctx)

@@ -47,12 +47,19 @@ var (
 		"Bound of the spool.", nil, nil)
 	mPending = prometheus.NewDesc("flowlake_agent_upload_pending",
 		"Objects waiting for upload.", nil, nil)
+	mKeyLines = prometheus.NewDesc("flowlake_agent_tls_key_lines_total",
+		"Distinct TLS key log lines received from the key sources (eBPF, key log files).", nil, nil)
+	mKeyDropped = prometheus.NewDesc("flowlake_agent_tls_key_lines_dropped_total",
+		"TLS key log lines lost: bound of the lines waiting for a segment, spool failures.", nil, nil)
+	mSecretsObjects = prometheus.NewDesc("flowlake_agent_secrets_objects_spooled_total",
+		"Secrets objects (secrets/…/<seq>.keylog) written to the spool.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (a *Agent) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mCaptured, mCapturedBytes, mDropped, mFreezes, mFiltered, mOverflow, mOverflowSegments,
-		mSegments, mUploaded, mExisting, mUploadedBytes, mErrors, mNextSeq, mSpool, mSpoolMax, mPending} {
+		mSegments, mUploaded, mExisting, mUploadedBytes, mErrors, mNextSeq, mSpool, mSpoolMax, mPending,
+		mKeyLines, mKeyDropped, mSecretsObjects} {
 		ch <- d
 	}
 }
@@ -91,6 +98,9 @@ func (a *Agent) Collect(ch chan<- prometheus.Metric) {
 	gauge(mSpool, float64(a.spool.Bytes("")))
 	gauge(mSpoolMax, float64(a.spool.MaxBytes()))
 	gauge(mPending, float64(a.up.Pending()))
+	counter(mKeyLines, a.keys.received.Load())
+	counter(mKeyDropped, a.keys.dropped.Load())
+	counter(mSecretsObjects, a.keys.objects.Load())
 }
 
 // listenMetrics listens on addr and prepares the /metrics server (Run

@@ -32,8 +32,9 @@ type counters struct {
 
 // finished is a segment the cutter emitted, on its way to the spool.
 type finished struct {
-	data []byte
-	meta segment.Meta
+	data  []byte
+	meta  segment.Meta
+	cutAt time.Time
 }
 
 // Batches carry packets from the capture goroutine to the cutter.
@@ -104,7 +105,7 @@ type stream struct {
 func newStream(id keys.Stream, firstSeq uint64, maxBytes int64, span time.Duration, c *counters) *stream {
 	s := &stream{id: id, span: span, c: c, in: make(chan item, queueBatches), out: make(chan finished, 4)}
 	s.cut = segment.NewCutter(id.Agent, id.Stream, firstSeq, maxBytes, span, "", func(data []byte, m segment.Meta) error {
-		s.out <- finished{data, m}
+		s.out <- finished{data, m, time.Now()}
 		return nil
 	})
 	s.cur = s.newBatch()
@@ -241,6 +242,8 @@ func (s *stream) flush() {
 func (a *Agent) write(s *stream) {
 	for f := range s.out {
 		key := segment.Key(f.meta)
+		a.waitForKeys(f.cutAt)
+		a.spoolSecrets(s.id, f.meta.Seq, key) // before the segment: see spoolSecrets
 		err := a.spool.Put(key, f.data)
 		switch {
 		case err == nil:

@@ -372,6 +372,21 @@ func TestCompare(t *testing.T) {
 		}
 		reports = append(reports, compare(t, c, "Real-world mixed web capture (bench-mixed-web-24mb)", c.real, tools))
 	})
+	// TLS decryption: flowlake parse --keylog against tshark -o
+	// tls.keylog_file with the same keys, on the same capture.
+	t.Run("decrypt-real", func(t *testing.T) {
+		keys := filepath.Join(filepath.Dir(c.real), realKeylog)
+		if _, err := os.Stat(keys); err != nil {
+			t.Skipf("key log of the real-world capture not found: %v", err)
+		}
+		reports = append(reports, compare(t, c, "TLS decryption: real-world mixed web capture with its key log (bench-mixed-web-24mb)", c.real,
+			keyedTools(flowlakeTool(flBin, flOrigin, flMissing), keys)))
+	})
+	t.Run("decrypt-https", func(t *testing.T) {
+		capture, keys := makeHTTPSCapture(t, c)
+		reports = append(reports, compare(t, c, "TLS decryption: generated HTTPS capture (Go net/http over TLS 1.2 and 1.3, AES-GCM and ChaCha20)", capture,
+			keyedTools(flowlakeTool(flBin, flOrigin, flMissing), keys)))
+	})
 	if len(reports) == 0 {
 		return
 	}

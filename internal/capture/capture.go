@@ -93,6 +93,8 @@ type Source struct {
 	Progress       func(consumed int64)
 	consumedBefore int64
 	n              int64
+	// secrets are key logs of files already read, not yet taken.
+	secrets []byte
 }
 
 type openFile struct {
@@ -145,6 +147,7 @@ func (s *Source) Next(p *Packet) error {
 				res.Err = &FileError{Name: res.Name, Packet: res.Packets, Err: err}
 			}
 			s.consumedBefore += s.cur.count.n
+			s.secrets = append(s.secrets, s.cur.r.TakeSecrets()...)
 			s.cur.closer()
 			s.cur = nil
 			s.finish(res)
@@ -164,6 +167,18 @@ func (s *Source) Next(p *Packet) error {
 		}
 		return nil
 	}
+}
+
+// TakeSecrets returns the TLS key log of the pcapng Decryption Secrets
+// Blocks met before the packet last returned by Next (see
+// Reader.TakeSecrets), and not returned before. It must never be logged.
+func (s *Source) TakeSecrets() []byte {
+	out := s.secrets
+	s.secrets = nil
+	if s.cur != nil {
+		out = append(out, s.cur.r.TakeSecrets()...)
+	}
+	return out
 }
 
 // Close releases the file being read, if any.
@@ -227,6 +242,11 @@ type Reader struct {
 	ng          *pcapgo.NgReader
 	link        layers.LinkType
 	closers     []func()
+	// secrets watches a pcapng stream for Decryption Secrets Blocks; n
+	// counts the packets returned, eof is set at the end.
+	secrets *secretsReader
+	n       int64
+	eof     bool
 }
 
 // NewReader detects the compression and container format of r and
@@ -262,7 +282,8 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return nil, fmt.Errorf("read header: %w", ErrNotCapture)
 	}
 	if bytes.Equal(magic, magicPcapNG) {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		rd.secrets = newSecretsReader(br)
+		ng, err := pcapgo.NewNgReader(bufio.NewReaderSize(rd.secrets, 1<<20), pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err != nil {
 			rd.Close()
 			return nil, fmt.Errorf("pcapng header: %w", err)
@@ -285,6 +306,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 func (r *Reader) Next() (data []byte, ts int64, link layers.LinkType, wireLen int, err error) {
 	data, ci, err := r.pr.ZeroCopyReadPacketData()
 	if err != nil {
+		r.eof = true
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			err = ErrTruncated
 		}
@@ -296,7 +318,24 @@ func (r *Reader) Next() (data []byte, ts int64, link layers.LinkType, wireLen in
 			link = lt
 		}
 	}
+	r.n++
 	return data, ci.Timestamp.UnixNano(), link, ci.Length, nil
+}
+
+// TakeSecrets returns the TLS key log (NSS format) of the pcapng
+// Decryption Secrets Blocks that came before the packet last returned by
+// Next, and after the previous call; after the end, all that are left.
+// Secrets are placed in file order, so that the same capture always
+// decrypts the same, however it is read. The result holds secrets: it
+// must never be logged.
+func (r *Reader) TakeSecrets() []byte {
+	if r.secrets == nil {
+		return nil
+	}
+	if r.eof {
+		return r.secrets.take(-1)
+	}
+	return r.secrets.take(r.n)
 }
 
 // Close releases the decompressor, if any. It does not close the

@@ -488,6 +488,8 @@ func (c *Compactor) merge(ctx context.Context, table string, hour time.Time, inp
 		return mergeTable(ctx, st, w.ParseStatus, table, hour, inputs, func(r *schema.ParseStatus) int64 { return r.TS })
 	case schema.TableCaptureStatus:
 		return mergeTable(ctx, st, w.CaptureStatus, table, hour, inputs, func(r *schema.CaptureStatus) int64 { return r.TS })
+	case schema.TableEdges1m:
+		return mergeTable(ctx, st, w.Edges1m, table, hour, inputs, func(r *schema.Edges1m) int64 { return r.TS })
 	}
 	return lake.Stats{}, fmt.Errorf("no row type for table %q", table)
 }

@@ -138,7 +138,7 @@ func (d *detector) decide(app string, flip bool) {
 		cs.http = http1.NewParser(d.e.cfg.HTTP, func(x *http1.Exchange) { d.e.emitHTTP(d.c, cs, x) })
 		d.next = cs.http
 	case appTLS:
-		d.next = tlsparse.NewStream(func(h *tlsparse.Hello) { d.e.emitTLS(d.c, cs, h) })
+		d.next = d.e.newTLS(d.c, cs)
 	case appDNS:
 		d.next = dns.NewStream(d.e.dns, dns.Endpoint{IP: client.IP, Port: client.Port}, dns.Endpoint{IP: server.IP, Port: server.Port})
 	}

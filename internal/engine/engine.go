@@ -19,6 +19,7 @@ import (
 	"github.com/flowlake/flowlake/internal/keylog"
 	"github.com/flowlake/flowlake/internal/redact"
 	"github.com/flowlake/flowlake/internal/tcp"
+	"github.com/flowlake/flowlake/internal/tlsdecrypt"
 	"github.com/flowlake/flowlake/schema"
 )
 
@@ -30,8 +31,10 @@ type Config struct {
 	TCP        tcp.Config
 	DNSTimeout time.Duration // unanswered DNS queries are reported after this long; default 30 s
 	MaxNames   int           // bound of the address→name table; default 1M
-	// Keys are TLS session secrets from key logs. Decryption is a later
-	// step; for now they only mark handshakes whose keys are known.
+	// Keys are TLS session secrets from key logs: connections whose
+	// secrets are here are decrypted (see internal/tlsdecrypt). The engine
+	// copies the log (AddKeys adds to the copy); a resumed engine needs
+	// the secrets of the connections its checkpoint left open.
 	Keys *keylog.Log
 	// Hosts are static names (e.g. from /etc/hosts); they win over names
 	// learned from traffic.
@@ -58,6 +61,7 @@ type Stats struct {
 	HTTPErrors    int64
 	DNSQueries    int64
 	TLSHandshakes int64
+	TLSDecrypted  int64 // handshakes whose records were decrypted
 	NameResets    int64
 	FirstTS       int64
 	LastTS        int64
@@ -75,6 +79,12 @@ type Engine struct {
 	pkt     decode.Packet
 	stats   Stats
 	lastAdv int64
+	// keys is the engine's copy of Config.Keys, which AddKeys extends.
+	keys *keylog.Log
+	// tlsConns are the open TLS connections (for OpenTLS); tlsBuf their
+	// shared plaintext buffer.
+	tlsConns map[*tlsdecrypt.Conn]struct{}
+	tlsBuf   tlsdecrypt.Buffer
 }
 
 // New returns an engine that writes rows to out.
@@ -86,7 +96,9 @@ func New(cfg Config, out Sink) *Engine {
 	if cfg.Redact != nil {
 		rc = *cfg.Redact
 	}
-	e := &Engine{cfg: cfg, out: out, dec: decode.New(), red: redact.New(rc), names: newNames(cfg.MaxNames)}
+	e := &Engine{cfg: cfg, out: out, dec: decode.New(), red: redact.New(rc), names: newNames(cfg.MaxNames),
+		keys: keylog.New(), tlsConns: map[*tlsdecrypt.Conn]struct{}{}}
+	e.keys.Merge(cfg.Keys)
 	for ip, n := range cfg.Hosts {
 		e.names.learn(ip, n, rankStatic)
 	}
@@ -189,6 +201,11 @@ type connState struct {
 	http        *http1.Parser
 	exchanges   int32
 	det         detector
+	// TLS: the decrypting handler, the handler of its plaintext, and the
+	// protocol found inside (appHTTPS, appH2), which the tcp row shows.
+	tls   *tlsdecrypt.Conn
+	plain *tlsPlain
+	inner string
 }
 
 func (e *Engine) newConn(c *tcp.Conn) tcp.StreamHandler {
@@ -217,6 +234,13 @@ func roles(c *tcp.Conn, cs *connState) (client, server tcp.Endpoint) {
 func (e *Engine) connDone(c *tcp.Conn) {
 	cs := c.Data.(*connState)
 	e.stats.TCPConns++
+	if cs.tls != nil {
+		delete(e.tlsConns, cs.tls)
+	}
+	app := cs.app
+	if cs.inner != "" {
+		app = cs.inner
+	}
 	client, server := roles(c, cs)
 	c2s, s2c := 0, 1
 	if client != c.Client {
@@ -244,7 +268,7 @@ func (e *Engine) connDone(c *tcp.Conn) {
 		RTTUS:         c.RTT / 1000,
 		Close:         c.Reason,
 		SawSYN:        c.SawSYN,
-		AppProtocol:   cs.app,
+		AppProtocol:   app,
 		HTTPExchanges: cs.exchanges,
 		LimitHits:     c.LimitHits,
 		CommunityID:   cs.communityID,

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowlake/flowlake/internal/capture"
+	"github.com/flowlake/flowlake/internal/keylog"
 	"github.com/flowlake/flowlake/schema"
 )
 
@@ -92,6 +94,13 @@ func ParseFiles(ctx context.Context, files []string, cfg Config, out Sink, statu
 			return sum, err
 		}
 		filePkts++
+		if sec := src.TakeSecrets(); len(sec) > 0 {
+			// pcapng Decryption Secrets Blocks: keys for what follows.
+			keys := keylog.New()
+			if err := keys.Read(bytes.NewReader(sec)); err == nil {
+				e.AddKeys(keys)
+			}
+		}
 		if err := e.Frame(p.Link, p.TS, p.Data); err != nil {
 			fileErrs++
 			if firstErr == "" {

@@ -9,13 +9,13 @@ import (
 type LakeSink struct{ W *lake.Writer }
 
 // HTTP implements Sink.
-func (s LakeSink) HTTP(r *schema.HTTP) { s.W.HTTP.Add(*r) }
+func (s LakeSink) HTTP(r *schema.HTTP) { s.W.AddHTTP(r) }
 
 // TCP implements Sink.
-func (s LakeSink) TCP(r *schema.TCP) { s.W.TCP.Add(*r) }
+func (s LakeSink) TCP(r *schema.TCP) { s.W.AddTCP(r) }
 
 // DNS implements Sink.
-func (s LakeSink) DNS(r *schema.DNS) { s.W.DNS.Add(*r) }
+func (s LakeSink) DNS(r *schema.DNS) { s.W.AddDNS(r) }
 
 // TLS implements Sink.
 func (s LakeSink) TLS(r *schema.TLS) { s.W.TLS.Add(*r) }

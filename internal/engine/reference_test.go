@@ -43,14 +43,27 @@ func parseCapture(t *testing.T, names ...string) *Collector {
 // requests with the status of their responses.
 func tsharkExchanges(t *testing.T, path string) []exchange {
 	t.Helper()
-	out, err := exec.Command("tshark", "-n", "-r", path, "-Y", "http.request", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=\x01",
+	return tsharkHTTP(t, path, "", nil)
+}
+
+// tsharkHTTP is tsharkExchanges with only, a display filter the requests
+// and responses must also match (say, "tls"), and opts, more tshark
+// options (say, -o tls.keylog_file:K).
+func tsharkHTTP(t *testing.T, path, only string, opts []string) []exchange {
+	t.Helper()
+	reqFilter, respFilter := "http.request", "http.response"
+	if only != "" {
+		reqFilter, respFilter = reqFilter+" && "+only, respFilter+" && "+only
+	}
+	base := append([]string{"-n", "-r", path}, opts...)
+	out, err := exec.Command("tshark", append(base[:len(base):len(base)], "-Y", reqFilter, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=\x01",
 		"-e", "frame.number", "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport",
-		"-e", "http.request.method", "-e", "http.host", "-e", "http.request.uri", "-e", "http.response_in").Output()
+		"-e", "http.request.method", "-e", "http.host", "-e", "http.request.uri", "-e", "http.response_in")...).Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
-	resp, err := exec.Command("tshark", "-n", "-r", path, "-Y", "http.response", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=\x01",
-		"-e", "frame.number", "-e", "http.response.code", "-e", "http.request_in").Output()
+	resp, err := exec.Command("tshark", append(base[:len(base):len(base)], "-Y", respFilter, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=\x01",
+		"-e", "frame.number", "-e", "http.response.code", "-e", "http.request_in")...).Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}

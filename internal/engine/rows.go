@@ -8,6 +8,7 @@ import (
 	"github.com/flowlake/flowlake/internal/flowid"
 	"github.com/flowlake/flowlake/internal/http1"
 	"github.com/flowlake/flowlake/internal/tcp"
+	"github.com/flowlake/flowlake/internal/tlsdecrypt"
 	"github.com/flowlake/flowlake/internal/tlsparse"
 	"github.com/flowlake/flowlake/schema"
 )
@@ -67,15 +68,18 @@ func (e *Engine) emitHTTP(c *tcp.Conn, cs *connState, x *http1.Exchange) {
 		RespBody:      e.body(x.RespBody, x.RespContentType),
 		ContentType:   clean(ctype),
 		UserAgent:     clean(header(x.ReqHeaders, "User-Agent")),
-		TLS:           false,
+		TLS:           cs.plain != nil,
 		Complete:      x.Complete,
 		Error:         x.Error,
 		CommunityID:   cs.communityID,
 	})
 }
 
-func (e *Engine) emitTLS(c *tcp.Conn, cs *connState, h *tlsparse.Hello) {
+func (e *Engine) emitTLS(c *tcp.Conn, cs *connState, h *tlsparse.Hello, o *tlsdecrypt.Outcome) {
 	e.stats.TLSHandshakes++
+	if o.Decrypted {
+		e.stats.TLSDecrypted++
+	}
 	client, server := roles(c, cs)
 	if h.SNI != "" {
 		e.names.learn(server.IP, h.SNI, rankSNI)
@@ -85,6 +89,9 @@ func (e *Engine) emitTLS(c *tcp.Conn, cs *connState, h *tlsparse.Hello) {
 		version = h.OfferedVersions[0]
 	}
 	alpn := h.ALPN
+	if o.ALPN != "" {
+		alpn = o.ALPN // TLS 1.3: from the decrypted EncryptedExtensions
+	}
 	if alpn == "" {
 		alpn = strings.Join(h.ALPNOffered, ",")
 	}
@@ -95,12 +102,6 @@ func (e *Engine) emitTLS(c *tcp.Conn, cs *connState, h *tlsparse.Hello) {
 	ts := h.ClientTS
 	if ts == 0 {
 		ts = h.ServerTS
-	}
-	keyStatus := "no-keys"
-	if e.cfg.Keys != nil {
-		if _, ok := e.cfg.Keys.Lookup(h.ClientRandom); ok {
-			keyStatus = "keys-available"
-		}
 	}
 	vname := ""
 	if version != 0 {
@@ -118,8 +119,8 @@ func (e *Engine) emitTLS(c *tcp.Conn, cs *connState, h *tlsparse.Hello) {
 		SNI:        clean(h.SNI),
 		ALPN:       clean(alpn),
 		Cipher:     cipher,
-		Decrypted:  false,
-		KeyStatus:  keyStatus,
+		Decrypted:  o.Decrypted,
+		KeyStatus:  o.KeyStatus,
 		Error:      h.Error,
 	})
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/flowlake/flowlake/internal/dns"
 	"github.com/flowlake/flowlake/internal/http1"
 	"github.com/flowlake/flowlake/internal/tcp"
-	"github.com/flowlake/flowlake/internal/tlsparse"
+	"github.com/flowlake/flowlake/internal/tlsdecrypt"
 )
 
 // checkpointVersion is the version of the engine checkpoint format.
@@ -46,6 +46,10 @@ type connCheckpoint struct {
 	Held                 []heldChunk
 	HeldN, Tried         int
 	Parser               []byte // state of the protocol parser, by App
+	// Inner is the protocol found inside decrypted TLS, Plain the state of
+	// the handler of its plaintext (nil when none was asked for).
+	Inner string
+	Plain *tlsPlainCheckpoint
 }
 
 type heldChunk struct {
@@ -95,8 +99,12 @@ func (e *Engine) connState(c *tcp.Conn) ([]byte, error) {
 	case nil:
 	case *http1.Parser:
 		cc.Parser, err = p.MarshalState()
-	case *tlsparse.Stream:
+	case *tlsdecrypt.Conn:
 		cc.Parser, err = p.MarshalState()
+		cc.Inner = cs.inner
+		if err == nil && cs.plain != nil {
+			cc.Plain, err = cs.plain.checkpoint()
+		}
 	case *dns.Stream:
 		cc.Parser, err = p.MarshalState()
 	default:
@@ -170,7 +178,20 @@ func (e *Engine) restoreConn(c *tcp.Conn, state []byte) (tcp.StreamHandler, erro
 		cs.http, err = http1.Restore(e.cfg.HTTP, cc.Parser, func(x *http1.Exchange) { e.emitHTTP(c, cs, x) })
 		d.next = cs.http
 	case appTLS:
-		d.next, err = tlsparse.RestoreStream(cc.Parser, func(h *tlsparse.Hello) { e.emitTLS(c, cs, h) })
+		delete(e.tlsConns, cs.tls) // the one decide made
+		cs.inner = cc.Inner
+		var plain tcp.StreamHandler
+		if cc.Plain != nil {
+			if cs.plain, err = e.restorePlain(c, cs, cc.Plain); err != nil {
+				return nil, err
+			}
+			plain = cs.plain
+		}
+		var t *tlsdecrypt.Conn
+		if t, err = tlsdecrypt.Restore(e.tlsConfig(c, cs), cc.Parser, plain); err == nil {
+			cs.tls, d.next = t, t
+			e.tlsConns[t] = struct{}{}
+		}
 	case appDNS:
 		d.next, err = dns.RestoreStream(e.dns, cc.Parser)
 	default:

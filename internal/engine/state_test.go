@@ -10,8 +10,13 @@ import (
 // indices, checkpointing and resuming at every cut, and finishing at the
 // end.
 func parseInPieces(t testing.TB, frames []frame, cuts []int) *Collector {
+	return parseInPiecesCfg(t, Config{Agent: "test"}, frames, cuts, nil)
+}
+
+// parseInPiecesCfg is parseInPieces with a configuration; check, if set,
+// is given every checkpoint.
+func parseInPiecesCfg(t testing.TB, cfg Config, frames []frame, cuts []int, check func([]byte)) *Collector {
 	col := &Collector{}
-	cfg := Config{Agent: "test"}
 	e := New(cfg, col)
 	prev := 0
 	for _, cut := range append(cuts, len(frames)) {
@@ -25,6 +30,9 @@ func parseInPieces(t testing.TB, frames []frame, cuts []int) *Collector {
 		state, err := e.Checkpoint()
 		if err != nil {
 			t.Fatalf("checkpoint at %d: %v", cut, err)
+		}
+		if check != nil {
+			check(state)
 		}
 		if e, err = Resume(cfg, col, state); err != nil {
 			t.Fatalf("resume at %d: %v", cut, err)

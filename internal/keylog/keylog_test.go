@@ -1,6 +1,7 @@
 package keylog
 
 import (
+	"bytes"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -39,5 +40,44 @@ func TestReadSharedKeylogs(t *testing.T) {
 		if l.Len() == 0 || l.Skipped != 0 {
 			t.Errorf("%s: %d sessions, %d skipped", name, l.Len(), l.Skipped)
 		}
+	}
+}
+
+func TestWriteMergeRoundTrip(t *testing.T) {
+	a, b := New(), New()
+	cr1 := strings.Repeat("01", 32)
+	cr2 := strings.Repeat("02", 32)
+	if err := a.Read(strings.NewReader("CLIENT_RANDOM " + cr1 + " " + strings.Repeat("aa", 48) + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Read(strings.NewReader("CLIENT_TRAFFIC_SECRET_0 " + cr2 + " " + strings.Repeat("bb", 32) + "\nSERVER_TRAFFIC_SECRET_0 " + cr2 + " " + strings.Repeat("cc", 32) + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	a.Merge(b)
+	if a.Len() != 2 {
+		t.Fatalf("merged Len = %d, want 2", a.Len())
+	}
+	var all, some strings.Builder
+	if err := a.Write(&all, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := "CLIENT_RANDOM " + cr1 + " " + strings.Repeat("aa", 48) + "\n" +
+		"CLIENT_TRAFFIC_SECRET_0 " + cr2 + " " + strings.Repeat("bb", 32) + "\n" +
+		"SERVER_TRAFFIC_SECRET_0 " + cr2 + " " + strings.Repeat("cc", 32) + "\n"
+	if all.String() != want {
+		t.Fatalf("Write =\n%s\nwant\n%s", all.String(), want)
+	}
+	if err := a.Write(&some, func(cr [32]byte) bool { return cr[0] == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	back := New()
+	if err := back.Read(strings.NewReader(some.String())); err != nil {
+		t.Fatal(err)
+	}
+	if back.Len() != 1 {
+		t.Fatalf("filtered round trip Len = %d, want 1", back.Len())
+	}
+	if s, ok := back.Lookup(bytes.Repeat([]byte{2}, 32)); !ok || len(s) != 2 {
+		t.Fatalf("filtered round trip lost secrets: %v", ok)
 	}
 }

@@ -41,6 +41,8 @@ const (
 	ExtKeylog  = ".keylog"
 	ExtState   = ".ckpt"
 	ExtIndex   = ".seg"
+	ExtKeys    = ".keys"
+	ExtOutputs = ".out"
 	ExtStatus  = ".json"
 	ExtParquet = ".parquet"
 	ExtError   = ".error.json"
@@ -104,6 +106,27 @@ func SegmentIndex(s Stream, seq uint64) string {
 	return fmt.Sprintf("%s%s/%020d%s", PrefixState, s, seq, ExtIndex)
 }
 
+// StateKeys is the key of the key log carried from segment seq to seq+1:
+// the TLS secrets of the connections still open after seq (NSS lines).
+// Like every state/ object it is read by parse alone and never enters the
+// lake.
+func StateKeys(s Stream, seq uint64) string {
+	return fmt.Sprintf("%s%s/%020d%s", PrefixState, s, seq, ExtKeys)
+}
+
+// StateOutputs is the key of the list of lake objects that parse wrote for
+// segment seq, one key per line; a reparse deletes those it does not write
+// again.
+func StateOutputs(s Stream, seq uint64) string {
+	return fmt.Sprintf("%s%s/%020d%s", PrefixState, s, seq, ExtOutputs)
+}
+
+// SecretsPrefix is the prefix of the secrets objects of stream s whose
+// segments were captured in the hour of t.
+func SecretsPrefix(s Stream, t time.Time) string {
+	return fmt.Sprintf("%s%s/%s/", PrefixSecrets, s, datePath(t))
+}
+
 // StatePrefix is the prefix of all checkpoints of a stream.
 func StatePrefix(s Stream) string { return fmt.Sprintf("%s%s/", PrefixState, s) }
 
@@ -124,6 +147,37 @@ func QuarantineError(key string) string { return PrefixQuarantine + key + ExtErr
 
 // Config is the key of a configuration document.
 func Config(kind, name string) string { return PrefixConfig + kind + "/" + name + ".json" }
+
+// Kinds of configuration documents, config/<kind>/<name>.json: the users,
+// teams, service accounts, saved views, public links and map positions of
+// the query API (package auth), and its token signing key.
+const (
+	ConfigUsers           = "users"
+	ConfigTeams           = "teams"
+	ConfigServiceAccounts = "service-accounts"
+	ConfigViews           = "views"
+	ConfigLinks           = "links"
+	ConfigUserPositions   = "positions/user"
+	ConfigTeamPositions   = "positions/team"
+	ConfigSigningKey      = "keys"
+)
+
+// ConfigPrefix is the prefix of the configuration documents of one kind.
+func ConfigPrefix(kind string) string { return PrefixConfig + kind + "/" }
+
+// ConfigName returns the name of the configuration document key of kind,
+// and false when key is not one.
+func ConfigName(kind, key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, ConfigPrefix(kind))
+	if !ok {
+		return "", false
+	}
+	name, ok := strings.CutSuffix(rest, ".json")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return "", false
+	}
+	return name, true
+}
 
 // Kind classifies a key by its top-level prefix.
 type Kind int

@@ -230,13 +230,13 @@ func (r testRows) addTo(w *Writer, perm func(n int) []int) {
 		return o
 	}
 	for _, i := range ord(len(r.http)) {
-		w.HTTP.Add(r.http[i])
+		w.AddHTTP(&r.http[i])
 	}
 	for _, i := range ord(len(r.tcp)) {
-		w.TCP.Add(r.tcp[i])
+		w.AddTCP(&r.tcp[i])
 	}
 	for _, i := range ord(len(r.dns)) {
-		w.DNS.Add(r.dns[i])
+		w.AddDNS(&r.dns[i])
 	}
 	for _, i := range ord(len(r.tls)) {
 		w.TLS.Add(r.tls[i])

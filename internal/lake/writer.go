@@ -17,8 +17,11 @@ import (
 //	tls             agent, tcp_id, client_ip, client_port, server_ip, server_port, sni
 //	parse_status    agent, stream, seq, input
 //	capture_status  agent, stream, interface
+//	edges_1m        agent, protocol, client_ip, server_ip, server_port, client_name, server_name, tls
 //
 // and, where all of those are equal, by the order they were added in.
+// Rows added with AddHTTP, AddTCP and AddDNS are also counted in the
+// edges_1m rollup (schema.Edges1m), whose rows Close writes.
 // Each table buffers up to Options.MaxBufferBytes on its own, so a Writer
 // may hold six times that. A Writer is not safe for concurrent use; its
 // tables may be fed from different goroutines, one goroutine per table.
@@ -29,6 +32,9 @@ type Writer struct {
 	TLS           *Table[schema.TLS]           // lake/tls
 	ParseStatus   *Table[schema.ParseStatus]   // lake/parse_status
 	CaptureStatus *Table[schema.CaptureStatus] // lake/capture_status
+	Edges1m       *Table[schema.Edges1m]       // lake/edges_1m
+
+	edges edgeRollup
 }
 
 // NewWriter returns a Writer whose tables write to sink with opts.
@@ -40,6 +46,7 @@ func NewWriter(sink Sink, opts Options) *Writer {
 		TLS:           NewTable(schema.TableTLS, sink, opts, func(r *schema.TLS) int64 { return r.TS }, lessTLS),
 		ParseStatus:   NewTable(schema.TableParseStatus, sink, opts, func(r *schema.ParseStatus) int64 { return r.TS }, lessParseStatus),
 		CaptureStatus: NewTable(schema.TableCaptureStatus, sink, opts, func(r *schema.CaptureStatus) int64 { return r.TS }, lessCaptureStatus),
+		Edges1m:       NewTable(schema.TableEdges1m, sink, opts, func(r *schema.Edges1m) int64 { return r.TS }, lessEdges),
 	}
 }
 
@@ -48,6 +55,7 @@ func NewWriter(sink Sink, opts Options) *Writer {
 // holds the tables closed so far, the failed one included.
 func (w *Writer) Close(ctx context.Context) (map[string]Stats, error) {
 	out := make(map[string]Stats, len(schema.Tables))
+	w.flushEdges()
 	closers := []struct {
 		name  string
 		close func(context.Context) (Stats, error)
@@ -58,6 +66,7 @@ func (w *Writer) Close(ctx context.Context) (map[string]Stats, error) {
 		{schema.TableTLS, w.TLS.Close},
 		{schema.TableParseStatus, w.ParseStatus.Close},
 		{schema.TableCaptureStatus, w.CaptureStatus.Close},
+		{schema.TableEdges1m, w.Edges1m.Close},
 	}
 	for _, c := range closers {
 		st, err := c.close(ctx)

@@ -36,11 +36,13 @@ import (
 	"maps"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flowlake/flowlake/internal/agent/hosts"
 	"github.com/flowlake/flowlake/internal/capture"
 	"github.com/flowlake/flowlake/internal/engine"
+	"github.com/flowlake/flowlake/internal/keylog"
 	"github.com/flowlake/flowlake/internal/keys"
 	"github.com/flowlake/flowlake/internal/lake"
 	"github.com/flowlake/flowlake/internal/segment"
@@ -62,6 +64,11 @@ type Config struct {
 	// invocation, a goroutine of the functions host). Nil: parse runs in the
 	// caller.
 	Invoke func(ctx context.Context, s keys.Stream, seq uint64) error
+	// InvokeReparse starts Reparse(s, seq, 0) asynchronously: what ingest
+	// does when TLS keys arrive for a segment that was parsed already (on
+	// AWS the parse function does it, as only parse may read secrets/ and
+	// write the lake). Nil: the reparse runs in the caller.
+	InvokeReparse func(ctx context.Context, s keys.Stream, seq uint64) error
 	// Now is the wall clock (parse_status.parsed_at, error documents).
 	Now func() time.Time
 	Log *slog.Logger
@@ -100,6 +107,8 @@ func (p *Pipeline) Ingest(ctx context.Context, key string) error {
 		return p.ingestSegment(ctx, key)
 	case keys.KindStatus:
 		return p.ingestStatus(ctx, key)
+	case keys.KindSecrets:
+		return p.ingestSecrets(ctx, key)
 	}
 	p.cfg.Log.Debug("ingest: ignoring key", "key", key)
 	return nil
@@ -224,7 +233,7 @@ func (p *Pipeline) Parse(ctx context.Context, s keys.Stream, seq uint64) error {
 		res.status.Status = "gap"
 	}
 	res.status.DurationUS = time.Since(start).Microseconds()
-	if err := p.writeLake(ctx, lakeName(s, seq), &res.rows, &res.status); err != nil {
+	if err := p.writeOutputs(ctx, s, seq, res, nil); err != nil {
 		return fmt.Errorf("parse %s: %w", rawKey, err)
 	}
 	// Commit: the conditional create of checkpoint N.
@@ -265,6 +274,8 @@ type result struct {
 	rows       engine.Collector
 	status     schema.ParseStatus
 	checkpoint []byte
+	keys       *keylog.Log         // the key log the segment was parsed with
+	keep       func([32]byte) bool // which of keys to carry to the next segment
 }
 
 // parseSegment runs the engine over one segment from state prev.
@@ -278,6 +289,14 @@ func (p *Pipeline) parseSegment(ctx context.Context, s keys.Stream, seq uint64, 
 	if cfg.Hosts, err = p.hosts(ctx, s.Agent); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", rawKey, err)
 	}
+	rk, err := keys.Parse(rawKey)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", rawKey, err)
+	}
+	if res.keys, err = p.loadKeys(ctx, s, seq, rk.Hour); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", rawKey, err)
+	}
+	cfg.Keys = res.keys
 	if prev != nil {
 		if e, err = engine.Resume(cfg, &res.rows, prev); err != nil {
 			// A checkpoint we wrote ourselves does not fail to load unless
@@ -344,13 +363,21 @@ func (p *Pipeline) parseSegment(ctx context.Context, s keys.Stream, seq uint64, 
 	if res.checkpoint, err = e.Checkpoint(); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", rawKey, err)
 	}
+	res.keep = e.OpenTLS()
 	return res, nil
 }
 
 // writeLake writes a segment's rows (and its parse_status row, if any) as
 // the lake files named name.
 func (p *Pipeline) writeLake(ctx context.Context, name string, rows *engine.Collector, status *schema.ParseStatus) error {
-	w := lake.NewWriter(lake.StoreSink{Store: p.cfg.Store}, lake.Options{Name: name})
+	_, err := p.writeLakeKeys(ctx, name, rows, status)
+	return err
+}
+
+// writeLakeKeys is writeLake that returns the keys of the objects written.
+func (p *Pipeline) writeLakeKeys(ctx context.Context, name string, rows *engine.Collector, status *schema.ParseStatus) ([]string, error) {
+	rec := &recordingSink{Sink: lake.StoreSink{Store: p.cfg.Store}}
+	w := lake.NewWriter(rec, lake.Options{Name: name})
 	sink := engine.LakeSink{W: w}
 	for i := range rows.HTTPRows {
 		sink.HTTP(&rows.HTTPRows[i])
@@ -368,8 +395,25 @@ func (p *Pipeline) writeLake(ctx context.Context, name string, rows *engine.Coll
 		sink.ParseStatus(status)
 	}
 	if _, err := w.Close(ctx); err != nil {
-		return fmt.Errorf("write lake: %w", err)
+		return nil, fmt.Errorf("write lake: %w", err)
 	}
+	return rec.keys, nil
+}
+
+// recordingSink is a lake.Sink that remembers the keys it wrote.
+type recordingSink struct {
+	lake.Sink
+	mu   sync.Mutex
+	keys []string
+}
+
+func (r *recordingSink) Put(ctx context.Context, key string, body []byte) error {
+	if err := r.Sink.Put(ctx, key, body); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.keys = append(r.keys, key)
+	r.mu.Unlock()
 	return nil
 }
 
@@ -432,6 +476,11 @@ func (p *Pipeline) FlushStream(ctx context.Context, s keys.Stream, last uint64) 
 	cfg := p.cfg.Engine
 	cfg.Agent = s.Agent
 	if cfg.Hosts, err = p.hosts(ctx, s.Agent); err != nil {
+		return fmt.Errorf("flush %s: %w", s, err)
+	}
+	// The keys carried after segment last are those of the connections
+	// that Finish ends.
+	if cfg.Keys, err = p.loadKeys(ctx, s, last+1, time.Time{}); err != nil {
 		return fmt.Errorf("flush %s: %w", s, err)
 	}
 	e, err := engine.Resume(cfg, &res.rows, state)

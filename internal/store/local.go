@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Local is a Store in a directory of the local file system: key a/b/c is the
@@ -21,7 +23,12 @@ import (
 // Writes go to a temporary file in the object's directory, are synced and
 // then renamed (Put) or hard-linked (PutIfAbsent) into place, so readers never
 // see a partial object and a conditional create is atomic even across
-// processes. The file system must support hard links.
+// processes. The file system must support hard links. Renames (Put,
+// PutIfMatch) and removals (Delete) hold an exclusive flock(2) of the
+// object's directory, under which PutIfMatch compares the ETag, so that a
+// conditional update is atomic across processes too. Every write gives its
+// file a modification time unique in the process (nanoseconds), since the
+// ETag is made of the size and that time.
 //
 // Because keys are paths, one key cannot be both an object and a directory:
 // with a/b stored, putting a/b/c fails, and so does putting a while a/b
@@ -67,15 +74,25 @@ func (l *Local) path(key string) string {
 
 // Put implements Store.
 func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	return l.put(ctx, "local put", key, r, size, false)
+	return l.put(ctx, "local put", key, r, size, false, "")
 }
 
 // PutIfAbsent implements Store.
 func (l *Local) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error {
-	return l.put(ctx, "local put-if-absent", key, r, size, true)
+	return l.put(ctx, "local put-if-absent", key, r, size, true, "")
 }
 
-func (l *Local) put(ctx context.Context, op, key string, r io.Reader, size int64, ifAbsent bool) error {
+// PutIfMatch implements Store.
+func (l *Local) PutIfMatch(ctx context.Context, key string, r io.Reader, size int64, etag string) error {
+	if etag == "" {
+		return fmt.Errorf("local put-if-match %s: empty ETag: %w", key, ErrPreconditionFailed)
+	}
+	return l.put(ctx, "local put-if-match", key, r, size, false, etag)
+}
+
+// put writes an object: unconditionally, or if absent, or, when match is
+// not empty, if the stored object's ETag is match.
+func (l *Local) put(ctx context.Context, op, key string, r io.Reader, size int64, ifAbsent bool, match string) error {
 	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -89,6 +106,13 @@ func (l *Local) put(ctx context.Context, op, key string, r io.Reader, size int64
 		// Cheap early answer; the link below is what decides.
 		if _, err := l.Stat(ctx, key); err == nil {
 			return fmt.Errorf("%s %s: %w", op, key, ErrExists)
+		}
+	}
+	if match != "" {
+		// Cheap early answer, which also keeps a missing object's
+		// directories from being made; the check under the lock decides.
+		if err := l.matches(op, key, match); err != nil {
+			return err
 		}
 	}
 	final := l.path(key)
@@ -106,6 +130,9 @@ func (l *Local) put(ctx context.Context, op, key string, r io.Reader, size int64
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s %s: %w", op, key, err)
 	}
+	if err := uniqueModTime(tmpName); err != nil {
+		return fmt.Errorf("%s %s: %w", op, key, err)
+	}
 	if ifAbsent {
 		if err := os.Link(tmpName, final); err != nil {
 			if errors.Is(err, fs.ErrExist) {
@@ -116,13 +143,71 @@ func (l *Local) put(ctx context.Context, op, key string, r io.Reader, size int64
 			}
 			return fmt.Errorf("%s %s: %w", op, key, l.conflict(key, err))
 		}
-	} else if err := os.Rename(tmpName, final); err != nil {
-		return fmt.Errorf("%s %s: %w", op, key, l.conflict(key, err))
+	} else if err := l.replace(op, key, tmpName, final, match); err != nil {
+		return err
 	}
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("%s %s: %w", op, key, err)
 	}
 	return nil
+}
+
+// replace renames tmp to final (the file of key) under the lock of the
+// directory, after checking, when match is not empty, that the object's
+// ETag is match.
+func (l *Local) replace(op, key, tmp, final, match string) error {
+	unlock, err := lockDir(filepath.Dir(final))
+	if err != nil {
+		return fmt.Errorf("%s %s: lock directory: %w", op, key, err)
+	}
+	defer unlock()
+	if match != "" {
+		if err := l.matches(op, key, match); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("%s %s: %w", op, key, l.conflict(key, err))
+	}
+	return nil
+}
+
+// matches returns nil when key names an object whose ETag is etag, and an
+// error wrapping ErrPreconditionFailed when it does not.
+func (l *Local) matches(op, key, etag string) error {
+	st, err := os.Stat(l.path(key))
+	switch {
+	case err != nil && isNotExist(err), err == nil && !st.Mode().IsRegular():
+		return fmt.Errorf("%s %s: no such object: %w", op, key, ErrPreconditionFailed)
+	case err != nil:
+		return fmt.Errorf("%s %s: %w", op, key, err)
+	}
+	if have := localInfo(key, st).ETag; have != etag {
+		return fmt.Errorf("%s %s: ETag is %q, not %q: %w", op, key, have, etag, ErrPreconditionFailed)
+	}
+	return nil
+}
+
+// lastModTime is the last modification time, in Unix nanoseconds, that
+// uniqueModTime gave a file.
+var lastModTime atomic.Int64
+
+// uniqueModTime sets the modification time of the file at path to now, in
+// nanoseconds, later than that of any file written before by this process:
+// file systems keep the kernel's coarse clock (milliseconds), too coarse for
+// an ETag made of size and modification time.
+func uniqueModTime(path string) error {
+	for {
+		last := lastModTime.Load()
+		now := time.Now().UnixNano()
+		if now <= last {
+			now = last + 1
+		}
+		if lastModTime.CompareAndSwap(last, now) {
+			t := time.Unix(0, now)
+			return os.Chtimes(path, t, t)
+		}
+	}
 }
 
 // createTemp creates a temporary file in dir, creating dir first. A
@@ -405,7 +490,7 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 	if st.IsDir() {
 		return nil // other keys start with key + "/"; there is no object key
 	}
-	if err := os.Remove(p); err != nil && notExist(err) != ErrNotExist {
+	if err := l.remove(p); err != nil && notExist(err) != ErrNotExist {
 		return fmt.Errorf("local delete %s: %w", key, err)
 	}
 	for d := filepath.Dir(p); d != l.root && strings.HasPrefix(d, l.root); d = filepath.Dir(d) {
@@ -414,4 +499,14 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 		}
 	}
 	return nil
+}
+
+// remove removes the file p under the lock of its directory.
+func (l *Local) remove(p string) error {
+	unlock, err := lockDir(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return os.Remove(p)
 }

@@ -48,15 +48,25 @@ func (m *Mem) URL() string { return m.name }
 
 // Put implements Store.
 func (m *Mem) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	return m.put(ctx, "mem put", key, r, size, false)
+	return m.put(ctx, "mem put", key, r, size, false, "")
 }
 
 // PutIfAbsent implements Store.
 func (m *Mem) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error {
-	return m.put(ctx, "mem put-if-absent", key, r, size, true)
+	return m.put(ctx, "mem put-if-absent", key, r, size, true, "")
 }
 
-func (m *Mem) put(ctx context.Context, op, key string, r io.Reader, size int64, ifAbsent bool) error {
+// PutIfMatch implements Store.
+func (m *Mem) PutIfMatch(ctx context.Context, key string, r io.Reader, size int64, etag string) error {
+	if etag == "" {
+		return fmt.Errorf("mem put-if-match %s: empty ETag: %w", key, ErrPreconditionFailed)
+	}
+	return m.put(ctx, "mem put-if-match", key, r, size, false, etag)
+}
+
+// put stores an object: unconditionally, or if absent, or, when match is
+// not empty, if the stored object's ETag is match.
+func (m *Mem) put(ctx context.Context, op, key string, r io.Reader, size int64, ifAbsent bool, match string) error {
 	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -77,8 +87,12 @@ func (m *Mem) put(ctx context.Context, op, key string, r io.Reader, size int64, 
 	obj := memObject{data: data, modTime: time.Now(), etag: hex.EncodeToString(sum[:])}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.objs[key]; ok && ifAbsent {
+	old, ok := m.objs[key]
+	if ok && ifAbsent {
 		return fmt.Errorf("%s %s: %w", op, key, ErrExists)
+	}
+	if match != "" && (!ok || old.etag != match) {
+		return fmt.Errorf("%s %s: %w", op, key, ErrPreconditionFailed)
 	}
 	m.objs[key] = obj
 	return nil

@@ -72,10 +72,12 @@ type S3Options struct {
 // than one part as a multipart upload (a body of unknown size has its first
 // threshold bytes buffered, and every upload Concurrency parts). PutIfAbsent
 // sends `If-None-Match: *` with PutObject, or with CompleteMultipartUpload
-// for a multipart upload, so S3 decides atomically which writer wins.
+// for a multipart upload, so S3 decides atomically which writer wins;
+// PutIfMatch sends `If-Match` the same way.
 //
 // Errors: a missing object gives ErrNotExist, a refused credential
-// ErrAccessDenied, a failed condition ErrExists. A missing bucket gives a
+// ErrAccessDenied, a failed condition ErrExists (ErrPreconditionFailed for
+// PutIfMatch). A missing bucket gives a
 // message saying so, except from Stat: S3 answers HEAD requests without an
 // error code, so Stat reports ErrNotExist (NewS3 checks the bucket first).
 type S3 struct {
@@ -248,15 +250,26 @@ func (s *S3) at() string {
 
 // Put implements Store.
 func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	return s.put(ctx, "put", key, r, size, false)
+	return s.put(ctx, "put", key, r, size, false, "")
 }
 
 // PutIfAbsent implements Store.
 func (s *S3) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error {
-	return s.put(ctx, "put-if-absent", key, r, size, true)
+	return s.put(ctx, "put-if-absent", key, r, size, true, "")
 }
 
-func (s *S3) put(ctx context.Context, op, key string, r io.Reader, size int64, ifAbsent bool) error {
+// PutIfMatch implements Store: PutObject (or CompleteMultipartUpload) with
+// `If-Match: "etag"`.
+func (s *S3) PutIfMatch(ctx context.Context, key string, r io.Reader, size int64, etag string) error {
+	if etag == "" {
+		return fmt.Errorf("s3 put-if-match %s: empty ETag: %w", key, ErrPreconditionFailed)
+	}
+	return s.put(ctx, "put-if-match", key, r, size, false, etag)
+}
+
+// put writes an object: unconditionally, or if absent, or, when match is
+// not empty, if its ETag is match.
+func (s *S3) put(ctx context.Context, op, key string, r io.Reader, size int64, ifAbsent bool, match string) error {
 	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("s3 %s: %w", op, err)
 	}
@@ -268,16 +281,16 @@ func (s *S3) put(ctx context.Context, op, key string, r io.Reader, size int64, i
 	}
 	body := newBodyReader(ctx, r, size)
 	if size >= s.threshold {
-		return s.putLarge(ctx, op, key, body, size, ifAbsent)
+		return s.putLarge(ctx, op, key, body, size, ifAbsent, match)
 	}
 	head, err := io.ReadAll(io.LimitReader(body, s.threshold))
 	if err != nil {
 		return fmt.Errorf("s3 %s %s: read body: %w", op, key, err)
 	}
 	if int64(len(head)) < s.threshold {
-		return s.putSmall(ctx, op, key, head, ifAbsent)
+		return s.putSmall(ctx, op, key, head, ifAbsent, match)
 	}
-	return s.putLarge(ctx, op, key, io.MultiReader(bytes.NewReader(head), body), -1, ifAbsent)
+	return s.putLarge(ctx, op, key, io.MultiReader(bytes.NewReader(head), body), -1, ifAbsent, match)
 }
 
 // precheckSize is the body size from which a conditional write first asks
@@ -286,9 +299,14 @@ const precheckSize = 1 << 20
 
 // putSmall writes a buffered object with one PutObject, retrying a
 // conditional write that met a concurrent one (409), as S3 asks.
-func (s *S3) putSmall(ctx context.Context, op, key string, data []byte, ifAbsent bool) error {
+func (s *S3) putSmall(ctx context.Context, op, key string, data []byte, ifAbsent bool, match string) error {
 	if ifAbsent && len(data) >= precheckSize {
 		if err := s.absent(ctx, op, key); err != nil {
+			return err
+		}
+	}
+	if match != "" && len(data) >= precheckSize {
+		if err := s.matches(ctx, op, key, match); err != nil {
 			return err
 		}
 	}
@@ -302,12 +320,15 @@ func (s *S3) putSmall(ctx context.Context, op, key string, data []byte, ifAbsent
 		if ifAbsent {
 			in.IfNoneMatch = aws.String("*")
 		}
+		if match != "" {
+			in.IfMatch = aws.String(`"` + match + `"`)
+		}
 		_, err := s.client.PutObject(ctx, in, retryDenied)
 		if err == nil {
 			return nil
 		}
 		code, status := errorCode(err)
-		if ifAbsent && code == "ConditionalRequestConflict" && attempt < conflictRetries {
+		if (ifAbsent || match != "") && code == "ConditionalRequestConflict" && attempt < conflictRetries {
 			if err := sleep(ctx, time.Duration(50<<attempt)*time.Millisecond); err != nil {
 				return fmt.Errorf("s3 %s %s: %w", op, key, err)
 			}
@@ -323,8 +344,39 @@ func (s *S3) putSmall(ctx context.Context, op, key string, data []byte, ifAbsent
 				return aerr
 			}
 		}
+		if match != "" {
+			return s.failMatch(op, key, err)
+		}
 		return s.fail(op, key, err)
 	}
+}
+
+// matches returns nil when key names an object whose ETag is etag, and an
+// error wrapping ErrPreconditionFailed when it does not.
+func (s *S3) matches(ctx context.Context, op, key, etag string) error {
+	info, err := s.Stat(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotExist):
+		return fmt.Errorf("s3 %s %s: no such object: %w", op, key, ErrPreconditionFailed)
+	case err != nil:
+		return err
+	case info.ETag != etag:
+		return fmt.Errorf("s3 %s %s: ETag is %q, not %q: %w", op, key, info.ETag, etag, ErrPreconditionFailed)
+	}
+	return nil
+}
+
+// failMatch is fail for a write with If-Match: a failed condition, and a
+// missing object (S3 answers 404 NoSuchKey), are ErrPreconditionFailed.
+func (s *S3) failMatch(op, key string, err error) error {
+	code, status := errorCode(err)
+	switch {
+	case code == "PreconditionFailed" || code == "ConditionalRequestConflict" || status == 412:
+		return fmt.Errorf("s3 %s %s: %w", op, key, ErrPreconditionFailed)
+	case code == "NoSuchKey" || code == "NotFound" || status == 404:
+		return fmt.Errorf("s3 %s %s: no such object: %w", op, key, ErrPreconditionFailed)
+	}
+	return s.fail(op, key, err)
 }
 
 // absent returns nil when key names no object, an error wrapping ErrExists
@@ -347,7 +399,7 @@ func (s *S3) absent(ctx context.Context, op, key string) error {
 // A conditional write checks first, to skip a pointless upload, and lets
 // CompleteMultipartUpload decide. A 409 there cannot be retried (the body is
 // consumed) and is reported as ErrExists.
-func (s *S3) putLarge(ctx context.Context, op, key string, body io.Reader, size int64, ifAbsent bool) error {
+func (s *S3) putLarge(ctx context.Context, op, key string, body io.Reader, size int64, ifAbsent bool, match string) error {
 	in := &s3.PutObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.root + key),
@@ -362,12 +414,22 @@ func (s *S3) putLarge(ctx context.Context, op, key string, body io.Reader, size 
 			return err
 		}
 	}
+	if match != "" {
+		// The manager copies IfMatch into CompleteMultipartUpload.
+		in.IfMatch = aws.String(`"` + match + `"`)
+		if err := s.matches(ctx, op, key, match); err != nil {
+			return err
+		}
+	}
 	//lint:ignore SA1019 see NewS3: the manager is the stable upload API.
 	_, err := s.uploader.Upload(ctx, in)
 	if err == nil {
 		return nil
 	}
 	ferr := s.fail(op, key, err)
+	if match != "" {
+		ferr = s.failMatch(op, key, err)
+	}
 	var mu manager.MultiUploadFailure
 	if errors.As(err, &mu) {
 		// The manager aborts with ctx, which fails once ctx is done; abort

@@ -12,7 +12,9 @@
 // validated the same way by every implementation (see [ErrInvalidKey]).
 // Objects appear atomically: a reader sees the previous object or the new
 // one, never a partial write. [Store.PutIfAbsent] is the conditional create
-// (S3 `If-None-Match: *`) that flowlake uses as a lock for checkpoints.
+// (S3 `If-None-Match: *`) that flowlake uses as a lock for checkpoints;
+// [Store.PutIfMatch] the conditional update (S3 `If-Match`) behind the
+// read-modify-write of configuration documents.
 //
 // The shape follows grafana/tempo's tempodb/backend: ctx first, and
 // sentinel errors tested with [errors.Is].
@@ -45,6 +47,9 @@ var (
 	// than 1024 bytes, or an element starting with ".flowlake-tmp-" (reserved
 	// for the temporary files of the local store).
 	ErrInvalidKey = errors.New("invalid object key")
+	// ErrPreconditionFailed is returned by PutIfMatch when the key names no
+	// object or an object with another ETag (S3: 412 PreconditionFailed).
+	ErrPreconditionFailed = errors.New("precondition failed: the object changed or does not exist")
 	// ErrAccessDenied is returned when the object store rejects the
 	// credentials or the permissions they grant (S3: 403).
 	ErrAccessDenied = errors.New("access denied")
@@ -73,6 +78,13 @@ type Store interface {
 	// the key already names an object. Of concurrent calls for one key at
 	// most one succeeds.
 	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
+	// PutIfMatch is Put that succeeds only when the key names an object
+	// whose ETag (as Stat and List report it) is etag; otherwise it fails
+	// with ErrPreconditionFailed and writes nothing. Of concurrent calls
+	// with the same etag at most one succeeds: Stat, Get, change, PutIfMatch
+	// and retry on ErrPreconditionFailed is a read-modify-write that loses
+	// no update (S3 `If-Match`).
+	PutIfMatch(ctx context.Context, key string, r io.Reader, size int64, etag string) error
 	// Get opens the object for reading; the caller closes it.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// GetRange returns up to n bytes of the object starting at offset off

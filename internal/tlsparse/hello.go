@@ -13,6 +13,7 @@ import (
 const (
 	extServerName        = 0
 	extALPN              = 16
+	extEncryptThenMAC    = 22
 	extPreSharedKey      = 41
 	extSupportedVersions = 43
 )
@@ -197,6 +198,7 @@ func parseServerHello(body []byte, h *Hello, sh *serverHello) (retry bool, err e
 	}
 	h.ServerVersion = version
 	h.CipherSuite = suite
+	h.ServerRandom = bytes.Clone(random)
 	sh.sessionIDLen = copy(sh.sessionID[:], sid)
 	if s.Empty() {
 		return false, nil
@@ -227,6 +229,8 @@ func parseServerHello(body []byte, h *Hello, sh *serverHello) (retry bool, err e
 			h.ALPN = text(proto)
 		case extPreSharedKey:
 			sh.psk = true
+		case extEncryptThenMAC:
+			h.EncryptThenMAC = true
 		}
 	}
 	return false, nil

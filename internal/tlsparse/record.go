@@ -127,6 +127,18 @@ func (r *RecordReader) Buffered() int {
 // Err returns the error that stopped the reader, if any.
 func (r *RecordReader) Err() error { return r.err }
 
+// AppendPending appends the bytes of the incomplete record the reader
+// holds (header, then the fragment so far) to dst. Feeding them to a new
+// reader recreates this one's state, which is how a caller carries the
+// reader across processes.
+func (r *RecordReader) AppendPending(dst []byte) []byte {
+	dst = append(dst, r.hdr[:r.nhdr]...)
+	if r.nhdr == len(r.hdr) {
+		dst = append(dst, r.body...)
+	}
+	return dst
+}
+
 func (r *RecordReader) fail(err error) error {
 	r.err = err
 	r.body = nil
@@ -209,6 +221,10 @@ func (h *HandshakeReader) Feed(frag []byte, fn func(typ uint8, body []byte) erro
 
 // Buffered returns the number of bytes of an incomplete message held.
 func (h *HandshakeReader) Buffered() int { return len(h.buf) }
+
+// AppendPending appends the bytes of the incomplete message the reader
+// holds to dst; feeding them to a new reader recreates this one's state.
+func (h *HandshakeReader) AppendPending(dst []byte) []byte { return append(dst, h.buf...) }
 
 // messages passes the complete messages at the start of b to fn and
 // returns the incomplete remainder.

@@ -208,7 +208,8 @@ func isZeroClient(h *Hello) bool {
 
 // isZeroServer reports whether h has no field that a ServerHello sets.
 func isZeroServer(h *Hello) bool {
-	return !h.SawServerHello && h.ServerVersion == 0 && h.CipherSuite == 0 && h.ALPN == "" && h.ServerTS == 0
+	return !h.SawServerHello && h.ServerVersion == 0 && h.CipherSuite == 0 && h.ALPN == "" && h.ServerTS == 0 &&
+		h.ServerRandom == nil && !h.EncryptThenMAC
 }
 
 // validate checks the invariants the Stream relies on, and the bounds its
@@ -237,6 +238,9 @@ func validate(snap *snapshot) error {
 	}
 	if h.ClientRandom != nil && len(h.ClientRandom) != 32 {
 		return fmt.Errorf("client random of %d bytes", len(h.ClientRandom))
+	}
+	if h.ServerRandom != nil && len(h.ServerRandom) != 32 {
+		return fmt.Errorf("server random of %d bytes", len(h.ServerRandom))
 	}
 	if snap.NoSuites && len(h.CipherSuitesOffered) > 0 {
 		return errors.New("cipher suites both empty and not")

@@ -61,6 +61,10 @@ func NewStream(emit func(*Hello)) *Stream {
 	return s
 }
 
+// ClientRandom returns the ClientHello's random once it is decoded, nil
+// before; the caller must not modify it.
+func (s *Stream) ClientRandom() []byte { return s.h.ClientRandom }
+
 // Data delivers the next in-order bytes of direction dir.
 func (s *Stream) Data(dir tcp.Dir, ts int64, b []byte) {
 	if s.finished || dir > tcp.ServerToClient || len(b) == 0 {

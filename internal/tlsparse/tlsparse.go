@@ -32,6 +32,14 @@ type Hello struct {
 	// CipherSuitesOffered lists the client's cipher suites, GREASE left out.
 	CipherSuitesOffered []uint16
 
+	// ServerRandom is ServerHello.random (32 bytes), which TLS 1.2 key
+	// expansion needs; nil when no ServerHello was decoded.
+	ServerRandom []byte
+	// EncryptThenMAC reports that the ServerHello accepted the
+	// encrypt_then_mac extension (RFC 7366): CBC records of TLS 1.2 and
+	// earlier are then MACed after encryption.
+	EncryptThenMAC bool
+
 	// ServerVersion is the negotiated version: the ServerHello's
 	// supported_versions extension, else its legacy version.
 	ServerVersion uint16

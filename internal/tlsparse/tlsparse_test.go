@@ -173,6 +173,7 @@ func TestStreamTLS12(t *testing.T) {
 		ALPNOffered:         []string{"h2", "http/1.1"},
 		OfferedVersions:     []uint16{0x0303},
 		CipherSuitesOffered: []uint16{0xc02f, 0x009c, 0x00ff},
+		ServerRandom:        bytes.Repeat([]byte{0x55}, 32),
 		ServerVersion:       0x0303,
 		CipherSuite:         0xc02f,
 		ALPN:                "h2",

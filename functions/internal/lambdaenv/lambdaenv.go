@@ -145,6 +145,7 @@ func pipelineFor(ctx context.Context, c Config, parseFunction string, log *slog.
 		Store:           st,
 		WaitPredecessor: c.WaitPredecessor,
 		Invoke:          ingest.LambdaInvoker(lambda.NewFromConfig(awsCfg), parseFunction),
+		InvokeReparse:   ingest.LambdaReparseInvoker(lambda.NewFromConfig(awsCfg), parseFunction),
 		Log:             log,
 	}), nil
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"path"
 	"sync"
 	"time"
 
@@ -46,11 +47,12 @@ type UploaderConfig struct {
 
 // Uploader sends the spool's objects to the store and removes them from
 // the spool once stored. Each stream's segments (and secrets) go through a
-// lane of their own, in key order, that is in sequence order; every other
-// object (status reports, configuration) through one more lane. A failed
-// upload is retried, with exponential backoff and jitter, until it
-// succeeds or the uploader stops: an object leaves the spool only when the
-// store has it.
+// lane of their own, in sequence order, the secrets object of segment N
+// before segment N (parse must find the keys when it reads the segment);
+// every other object (status reports, configuration) through one more
+// lane. A failed upload is retried, with exponential backoff and jitter,
+// until it succeeds or the uploader stops: an object leaves the spool only
+// when the store has it.
 //
 // Segments and secrets are written with PutIfAbsent, never replaced: when
 // the key exists already the stored object is compared with the spooled
@@ -198,17 +200,45 @@ func (u *Uploader) WaitIdle(ctx context.Context) error {
 	return nil
 }
 
-// first returns the smallest key of the lane.
+// first returns the key the lane uploads next (see before).
 func (l *lane) first() (string, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	best, ok := "", false
 	for k := range l.keys {
-		if !ok || k < best {
+		if !ok || before(k, best) {
 			best, ok = k, true
 		}
 	}
 	return best, ok
+}
+
+// before orders a lane's keys: a stream's segments and secrets objects by
+// sequence number, the secrets object of a number before the segment of
+// that number (parse must find the keys when it reads the segment); other
+// keys by name.
+func before(a, b string) bool {
+	ka, kb := keys.KindOf(a), keys.KindOf(b)
+	if (ka == keys.KindSegment || ka == keys.KindSecrets) && (kb == keys.KindSegment || kb == keys.KindSecrets) {
+		sa, sb := seqOf(a), seqOf(b)
+		if sa != sb {
+			return sa < sb
+		}
+		if ka != kb {
+			return ka == keys.KindSecrets
+		}
+	}
+	return a < b
+}
+
+// seqOf returns the zero-padded sequence number that starts the last
+// element of a segment or secrets key ("" if it has none).
+func seqOf(key string) string {
+	base := path.Base(key)
+	if len(base) < 20 {
+		return ""
+	}
+	return base[:20]
 }
 
 func (l *lane) done(key string) {

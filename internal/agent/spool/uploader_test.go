@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,5 +242,43 @@ func TestBackoff(t *testing.T) {
 	}
 	if len(seen) < 5 {
 		t.Errorf("no jitter: %v", seen)
+	}
+}
+
+// In a stream's lane the secrets object of segment N goes before segment
+// N, and after segment N-1, whatever the order the spool holds them in
+// (spooled at once here, while the store is down; and across an hour).
+func TestUploaderSecretsBeforeSegment(t *testing.T) {
+	sp, err := Open(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	st := newFlaky()
+	st.setDown(true)
+	var ev events
+	u, _ := newUploader(t, st, sp, &ev)
+	var want []string
+	for seq := range uint64(4) {
+		hour := time.Date(2024, 5, 1, 10+int(seq/2), 0, 0, 0, time.UTC)
+		seg := keys.Segment(st0, seq, hour)
+		for _, k := range []string{seg, keys.Secrets(st0, seq, hour)} { // the segment first into the spool
+			if seq == 2 && k != seg {
+				continue // a segment without keys
+			}
+			if err := sp.Put(k, []byte(k)); err != nil {
+				t.Fatal(err)
+			}
+			u.Add(k)
+		}
+		if seq != 2 {
+			want = append(want, keys.Secrets(st0, seq, hour))
+		}
+		want = append(want, seg)
+	}
+	st.setDown(false)
+	waitIdle(t, u)
+	if !slices.Equal(st.written, want) {
+		t.Errorf("upload order:\n%s\nwant:\n%s", strings.Join(st.written, "\n"), strings.Join(want, "\n"))
 	}
 }

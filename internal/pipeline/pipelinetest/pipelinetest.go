@@ -25,6 +25,7 @@ import (
 
 	"github.com/flowlake/flowlake/internal/capture"
 	"github.com/flowlake/flowlake/internal/engine"
+	"github.com/flowlake/flowlake/internal/keylog"
 	"github.com/flowlake/flowlake/internal/keys"
 	"github.com/flowlake/flowlake/internal/segment"
 	"github.com/flowlake/flowlake/internal/store"
@@ -86,8 +87,14 @@ func CutAs(t testing.TB, agent, name string, maxBytes int64) []Segment {
 // run of agent Agent, and finishes it: the rows a flushed stream must hold.
 func Reference(t testing.TB, segs []Segment) *engine.Collector {
 	t.Helper()
+	return ReferenceKeys(t, segs, nil)
+}
+
+// ReferenceKeys is Reference with a TLS key log.
+func ReferenceKeys(t testing.TB, segs []Segment, kl *keylog.Log) *engine.Collector {
+	t.Helper()
 	col := &engine.Collector{}
-	e := engine.New(engine.Config{Agent: Agent}, col)
+	e := engine.New(engine.Config{Agent: Agent, Keys: kl}, col)
 	for _, s := range segs {
 		r, err := capture.NewReader(bytes.NewReader(s.Data))
 		if err != nil {

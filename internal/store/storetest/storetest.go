@@ -41,6 +41,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PutIfAbsentLarge", testPutIfAbsentLarge},
 		{"PutIfAbsentConcurrent", testPutIfAbsentConcurrent},
 		{"PutIfAbsentConcurrentLarge", testPutIfAbsentConcurrentLarge},
+		{"PutIfMatch", testPutIfMatch},
+		{"PutIfMatchLarge", testPutIfMatchLarge},
+		{"PutIfMatchConcurrent", testPutIfMatchConcurrent},
 		{"Missing", testMissing},
 		{"Range", testRange},
 		{"List", testList},
@@ -331,6 +334,156 @@ func testPutIfAbsentConcurrent(t *testing.T, s store.Store) {
 
 func testPutIfAbsentConcurrentLarge(t *testing.T, s store.Store) {
 	race(t, s, "lock/large", 3, LargeSize, 1000)
+}
+
+func stat(t *testing.T, s store.Store, key string) store.Info {
+	t.Helper()
+	info, err := s.Stat(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Stat(%q): %v", key, err)
+	}
+	return info
+}
+
+func testPutIfMatch(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const key = "config/users/admin.json"
+	// Same sizes: an ETag must tell versions apart by more than their size.
+	v1, v2, v3, v4 := payload(21, 64), payload(22, 64), payload(23, 64), payload(24, 64)
+
+	err := s.PutIfMatch(ctx, key, bytes.NewReader(v1), int64(len(v1)), "0123")
+	wantErr(t, "PutIfMatch of a missing object", err, store.ErrPreconditionFailed)
+	mustNotExist(t, s, key)
+	if got := listKeys(t, s, ""); len(got) != 0 {
+		t.Errorf("a refused PutIfMatch left objects: %q", got)
+	}
+
+	put(t, s, key, v1)
+	e1 := stat(t, s, key).ETag
+	for _, bad := range []string{"", "0123", e1 + "x"} {
+		err = s.PutIfMatch(ctx, key, bytes.NewReader(v2), int64(len(v2)), bad)
+		wantErr(t, fmt.Sprintf("PutIfMatch with ETag %q", bad), err, store.ErrPreconditionFailed)
+	}
+	same(t, "Get after refused PutIfMatch", get(t, s, key), v1)
+
+	if err := s.PutIfMatch(ctx, key, bytes.NewReader(v2), int64(len(v2)), e1); err != nil {
+		t.Fatalf("PutIfMatch with the current ETag: %v", err)
+	}
+	same(t, "Get after PutIfMatch", get(t, s, key), v2)
+	e2 := stat(t, s, key).ETag
+	if e2 == e1 {
+		t.Errorf("ETag %q unchanged by PutIfMatch with other content", e2)
+	}
+	err = s.PutIfMatch(ctx, key, bytes.NewReader(v3), int64(len(v3)), e1)
+	wantErr(t, "PutIfMatch with a stale ETag", err, store.ErrPreconditionFailed)
+	err = s.PutIfMatch(ctx, key, onlyReader{bytes.NewReader(v3)}, -1, e1)
+	wantErr(t, "PutIfMatch of unknown size with a stale ETag", err, store.ErrPreconditionFailed)
+	same(t, "Get after a stale PutIfMatch", get(t, s, key), v2)
+	if err := s.PutIfMatch(ctx, key, onlyReader{bytes.NewReader(v3)}, -1, e2); err != nil {
+		t.Fatalf("PutIfMatch of unknown size: %v", err)
+	}
+	same(t, "Get after PutIfMatch of unknown size", get(t, s, key), v3)
+
+	// The ETag from List serves as well as the one from Stat.
+	infos := list(t, s, key)
+	if len(infos) != 1 {
+		t.Fatalf("List(%q) = %v", key, infos)
+	}
+	if err := s.PutIfMatch(ctx, key, bytes.NewReader(v4), int64(len(v4)), infos[0].ETag); err != nil {
+		t.Fatalf("PutIfMatch with the ETag from List: %v", err)
+	}
+	e4 := stat(t, s, key).ETag
+
+	// A body of the wrong size writes nothing.
+	err = s.PutIfMatch(ctx, key, bytes.NewReader(v1), int64(len(v1))+1, e4)
+	if err == nil {
+		t.Error("PutIfMatch with a short body succeeded")
+	}
+	same(t, "Get after a failed PutIfMatch", get(t, s, key), v4)
+
+	if err := s.Delete(ctx, key); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	err = s.PutIfMatch(ctx, key, bytes.NewReader(v1), int64(len(v1)), e4)
+	wantErr(t, "PutIfMatch after Delete", err, store.ErrPreconditionFailed)
+	mustNotExist(t, s, key)
+}
+
+func testPutIfMatchLarge(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const key = "large/update"
+	v1, v2 := payload(31, 100), payload(32, LargeSize)
+	put(t, s, key, v1)
+	e1 := stat(t, s, key).ETag
+	err := s.PutIfMatch(ctx, key, onlyReader{bytes.NewReader(v2)}, -1, e1+"0")
+	wantErr(t, "large PutIfMatch with a wrong ETag", err, store.ErrPreconditionFailed)
+	same(t, "Get after a refused large PutIfMatch", get(t, s, key), v1)
+	if err := s.PutIfMatch(ctx, key, onlyReader{bytes.NewReader(v2)}, -1, e1); err != nil {
+		t.Fatalf("large PutIfMatch: %v", err)
+	}
+	same(t, "Get after a large PutIfMatch", get(t, s, key), v2)
+}
+
+// testPutIfMatchConcurrent runs read-modify-write increments of one counter
+// from several goroutines at once: with PutIfMatch, none is lost.
+func testPutIfMatchConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const key = "config/counter.json"
+	const workers, each = 6, 5
+	put(t, s, key, []byte("0"))
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for range each {
+				for attempt := 0; ; attempt++ {
+					if attempt == 1000 {
+						errs[w] = errors.New("1000 conflicts in a row")
+						return
+					}
+					info, err := s.Stat(ctx, key)
+					if err != nil {
+						errs[w] = err
+						return
+					}
+					rc, err := s.Get(ctx, key)
+					if err != nil {
+						errs[w] = err
+						return
+					}
+					b, err := io.ReadAll(rc)
+					rc.Close()
+					if err != nil {
+						errs[w] = err
+						return
+					}
+					var n int
+					if _, err := fmt.Sscan(string(b), &n); err != nil {
+						errs[w] = fmt.Errorf("counter %q: %v", b, err)
+						return
+					}
+					next := []byte(fmt.Sprint(n + 1))
+					err = s.PutIfMatch(ctx, key, bytes.NewReader(next), int64(len(next)), info.ETag)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, store.ErrPreconditionFailed) {
+						errs[w] = err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Errorf("worker %d: %v", w, err)
+		}
+	}
+	if got, want := string(get(t, s, key)), fmt.Sprint(workers*each); got != want {
+		t.Errorf("counter = %s after %d increments: updates were lost", got, workers*each)
+	}
 }
 
 func testMissing(t *testing.T, s store.Store) {
