@@ -8,6 +8,7 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -272,5 +273,11 @@ func (e *Engine) connDone(c *tcp.Conn) {
 		HTTPExchanges: cs.exchanges,
 		LimitHits:     c.LimitHits,
 		CommunityID:   cs.communityID,
+		Segments:      slices.Clone(c.Inputs),
 	})
 }
+
+// SetInput names the capture segment whose frames follow (its object
+// key): the tcp rows list, in segments, the segments that held packets of
+// their connection.
+func (e *Engine) SetInput(key string) { e.asm.SetInput(key) }

@@ -309,6 +309,7 @@ func (p *Pipeline) parseSegment(ctx context.Context, s keys.Stream, seq uint64, 
 	if prev == nil {
 		e = engine.New(cfg, &res.rows)
 	}
+	e.SetInput(rawKey)
 	rc, err := p.cfg.Store.Get(ctx, rawKey)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", rawKey, err)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowlake/flowlake/internal/tcp"
+
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -38,7 +40,8 @@ type conn struct {
 // PCAP writes the packets of the TCP connection of exchange id (or of the
 // TCP connection id itself) as a classic pcap file with nanosecond
 // timestamps to w, read from the raw capture segments: those listed in the
-// connection's segments column, else the segments of its agent that
+// connection's segments column (unless that list was cut at
+// tcp.MaxInputs), else the segments of its agent that
 // parse_status says cover its time. ErrNotFound when the id is unknown or
 // outside scope, or when no segment holding its packets is in the store.
 func (e *Engine) PCAP(ctx context.Context, id string, scope []string, w io.Writer) error {
@@ -47,7 +50,9 @@ func (e *Engine) PCAP(ctx context.Context, id string, scope []string, w io.Write
 		return err
 	}
 	segs := c.segments
-	if len(segs) == 0 {
+	// The column is bounded (tcp.MaxInputs): a connection open across
+	// more segments lists only the first and the latest ones.
+	if len(segs) == 0 || len(segs) >= tcp.MaxInputs {
 		segs, err = e.segmentsOf(ctx, c)
 		if err != nil {
 			return err

@@ -95,6 +95,10 @@ type Conn struct {
 	LimitHits      int32
 	RTT            int64 // ns from SYN to the client's ACK of the SYN-ACK; 0 if unseen
 	Reason         string
+	// Inputs names the inputs (capture segments) that held packets of the
+	// connection, in order, as set by Assembler.SetInput; at most
+	// MaxInputs (the first ones and the last).
+	Inputs []string
 	// Handler receives the reassembled bytes. Set by the assembler's
 	// factory when the connection is created.
 	Handler StreamHandler
@@ -153,6 +157,7 @@ type Assembler struct {
 	done       func(*Conn)
 	buffered   int64
 	stats      Stats
+	input      string // SetInput
 }
 
 // NewAssembler returns an assembler. newHandler is called once per new
@@ -201,6 +206,27 @@ func serverSide(src, dst Endpoint) (client, server Endpoint) {
 }
 
 // Packet processes one decoded TCP packet.
+// MaxInputs bounds Conn.Inputs: a connection open across more inputs
+// keeps the first MaxInputs-1 and the latest.
+const MaxInputs = 256
+
+// SetInput names the input whose packets follow (a segment key); each
+// connection records the inputs that held its packets in Conn.Inputs.
+// The empty name records nothing.
+func (a *Assembler) SetInput(name string) { a.input = name }
+
+// noteInput records the current input on c.
+func (a *Assembler) noteInput(c *Conn) {
+	n := len(c.Inputs)
+	switch {
+	case a.input == "" || (n > 0 && c.Inputs[n-1] == a.input):
+	case n < MaxInputs:
+		c.Inputs = append(c.Inputs, a.input)
+	default:
+		c.Inputs[n-1] = a.input
+	}
+}
+
 func (a *Assembler) Packet(p *decode.Packet) {
 	a.stats.Packets++
 	a.expire(p.TS)
@@ -222,6 +248,7 @@ func (a *Assembler) Packet(p *decode.Packet) {
 		d = ServerToClient
 	}
 	c.LastTS = p.TS
+	a.noteInput(c)
 	c.Packets[d]++
 	c.Bytes[d] += int64(len(p.Payload))
 	c.list.touch(c)

@@ -255,3 +255,26 @@ func TestMidStreamResumesAtPeerAck(t *testing.T) {
 		t.Errorf("missing %d", c.Missing)
 	}
 }
+
+// Conn.Inputs lists the inputs that held packets of the connection, each
+// once, in order, bounded by MaxInputs (the latest one always kept).
+func TestInputs(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.a.SetInput("seg-0")
+	h.handshake()
+	h.a.SetInput("seg-1") // no packet of the connection
+	h.a.SetInput("seg-2")
+	h.pkt(cli, srv, "A", 1001, 5001, "a")
+	h.pkt(cli, srv, "A", 1002, 5001, "b")
+	c := h.a.conns[KeyOf(cli, srv)]
+	if got := strings.Join(c.Inputs, ","); got != "seg-0,seg-2" {
+		t.Fatalf("Inputs %q, want seg-0,seg-2", got)
+	}
+	for i := 3; i < MaxInputs+10; i++ {
+		h.a.SetInput(fmt.Sprintf("seg-%d", i))
+		h.pkt(srv, cli, "A", 5001, 1003, "")
+	}
+	if n := len(c.Inputs); n != MaxInputs || c.Inputs[n-1] != fmt.Sprintf("seg-%d", MaxInputs+9) || c.Inputs[0] != "seg-0" {
+		t.Fatalf("%d inputs, first %s, last %s", n, c.Inputs[0], c.Inputs[n-1])
+	}
+}

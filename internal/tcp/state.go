@@ -39,6 +39,7 @@ type connState struct {
 	LimitHits      int32
 	RTT            int64
 	Reason         string
+	Inputs         []string
 	Closed         bool
 	SynTS          int64
 	SynAckTS       int64
@@ -70,7 +71,7 @@ func (a *Assembler) MarshalState(handler func(*Conn) ([]byte, error)) ([]byte, e
 			cs := connState{
 				Key: c.Key, Client: c.Client, Server: c.Server, FirstTS: c.FirstTS, LastTS: c.LastTS, SawSYN: c.SawSYN,
 				Packets: c.Packets, Bytes: c.Bytes, Missing: c.Missing, Retrans: c.Retrans, OutOfOrder: c.OutOfOrder,
-				LimitHits: c.LimitHits, RTT: c.RTT, Reason: c.Reason, Closed: c.closed, SynTS: c.synTS, SynAckTS: c.synAckTS,
+				LimitHits: c.LimitHits, RTT: c.RTT, Reason: c.Reason, Inputs: c.Inputs, Closed: c.closed, SynTS: c.synTS, SynAckTS: c.synAckTS,
 				Handler: h,
 			}
 			for d := range c.half {
@@ -116,7 +117,7 @@ func RestoreAssembler(cfg Config, state []byte, newHandler func(*Conn) StreamHan
 			}
 			c := &Conn{Key: cs.Key, Client: cs.Client, Server: cs.Server, FirstTS: cs.FirstTS, LastTS: cs.LastTS, SawSYN: cs.SawSYN,
 				Packets: cs.Packets, Bytes: cs.Bytes, Missing: cs.Missing, Retrans: cs.Retrans, OutOfOrder: cs.OutOfOrder,
-				LimitHits: cs.LimitHits, RTT: cs.RTT, Reason: cs.Reason, closed: cs.Closed, synTS: cs.SynTS, synAckTS: cs.SynAckTS}
+				LimitHits: cs.LimitHits, RTT: cs.RTT, Reason: cs.Reason, Inputs: cs.Inputs, closed: cs.Closed, synTS: cs.SynTS, synAckTS: cs.SynAckTS}
 			for d := range cs.Half {
 				hs := &cs.Half[d]
 				hh := &c.half[d]

@@ -96,6 +96,7 @@ func ReferenceKeys(t testing.TB, segs []Segment, kl *keylog.Log) *engine.Collect
 	col := &engine.Collector{}
 	e := engine.New(engine.Config{Agent: Agent, Keys: kl}, col)
 	for _, s := range segs {
+		e.SetInput(s.Key)
 		r, err := capture.NewReader(bytes.NewReader(s.Data))
 		if err != nil {
 			t.Fatal(err)
