@@ -70,7 +70,11 @@ func init() {
 
 // TestReferenceTLS decrypts every shared capture that has a key log and
 // compares its HTTP exchanges (client, server, method, host, uri, status)
-// with tshark's, decrypting with the same key log.
+// with tshark's, decrypting with the same key log, and the connections
+// decrypted: flowlake's tls rows with decrypted set against the
+// connections in which tshark decrypted a Finished message (so also
+// those that carry no HTTP, such as pcapfs-feature_test's session keyed
+// by an "RSA" premaster line).
 func TestReferenceTLS(t *testing.T) {
 	if _, err := exec.LookPath("tshark"); err != nil {
 		t.Skip("tshark not installed (make test installs it as root): the decrypted exchanges are checked against the manifest in TestDecryptedCaptures")
@@ -100,12 +104,33 @@ func TestReferenceTLS(t *testing.T) {
 			for _, x := range onlyThem {
 				lines = append(lines, "only tshark:   "+x.String())
 			}
+			ourConns := map[string]bool{}
+			for _, r := range col.TLSRows {
+				if r.Decrypted {
+					ourConns[connPair(hostPort(r.ClientIP, fmt.Sprint(r.ClientPort)), hostPort(r.ServerIP, fmt.Sprint(r.ServerPort)))] = true
+				}
+			}
+			theirConns := tsharkDecryptedConns(t, testcap.Path(t, kc.capture), []string{"-o", "tls.keylog_file:" + keyPath})
+			for c := range ourConns {
+				if !theirConns[c] {
+					lines = append(lines, "only flowlake decrypted: "+c)
+				}
+			}
+			for c := range theirConns {
+				if !ourConns[c] {
+					lines = append(lines, "only tshark decrypted:   "+c)
+				}
+			}
+			if len(theirConns) == 0 {
+				lines = append(lines, "tshark decrypted no connection: the reference found nothing to compare")
+			}
 			sort.Strings(lines)
 			statuses := map[string]int{}
 			for _, r := range col.TLSRows {
 				statuses[r.KeyStatus]++
 			}
-			t.Logf("decrypted exchanges: flowlake %d, tshark %d; key statuses %v", len(ours), len(theirs), statuses)
+			t.Logf("decrypted exchanges: flowlake %d, tshark %d; decrypted connections: flowlake %d, tshark %d; key statuses %v",
+				len(ours), len(theirs), len(ourConns), len(theirConns), statuses)
 			for _, l := range lines {
 				if why, ok := tlsExceptions[kc.capture+"\x00"+l]; ok {
 					t.Logf("known difference: %s (%s)", l, why)
@@ -115,6 +140,36 @@ func TestReferenceTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tsharkDecryptedConns returns the connections (connPair) in which tshark,
+// with opts, decrypted a Finished handshake message: the connections it
+// decrypts.
+func tsharkDecryptedConns(t *testing.T, path string, opts []string) map[string]bool {
+	t.Helper()
+	args := append(append([]string{"-n", "-r", path}, opts...), "-Y", "tls.handshake.type == 20", "-T", "fields", "-E", "separator=\t",
+		"-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport")
+	out, err := exec.Command("tshark", args...).Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	conns := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 6 {
+			continue
+		}
+		conns[connPair(hostPort(first(f[0], f[1]), f[2]), hostPort(first(f[3], f[4]), f[5]))] = true
+	}
+	return conns
+}
+
+// connPair names a connection by its two endpoints, in either order.
+func connPair(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return a + " <-> " + b
 }
 
 // decryptedTruth is the "decrypted" part of a capture's truth.json: what
@@ -127,10 +182,11 @@ type decryptedTruth struct {
 
 // wantStatuses are the key statuses of each keyed capture's TLS
 // handshakes. pcapfs-feature_test has two sessions whose secrets are not
-// logged by client random: one keyed by an "RSA" premaster line (which
-// flowlake does not read), one not at all.
+// logged by client random: one keyed by an "RSA" premaster line (RSA key
+// exchange with the extended master secret, decrypted like tshark does),
+// one not at all.
 var wantStatuses = map[string]map[string]int{
-	"pcapfs-feature_test.pcap":  {"decrypted": 1, "no-keys": 2},
+	"pcapfs-feature_test.pcap":  {"decrypted": 2, "no-keys": 1},
 	"bench-mixed-web-24mb.pcap": {"decrypted": 9, "no-keys": 358},
 }
 

@@ -22,13 +22,20 @@ func (l *Log) Merge(o *Log) {
 			dst[label] = secret
 		}
 	}
+	for prefix, pms := range o.rsa {
+		l.rsa[prefix] = pms
+	}
 }
 
 // Write writes, in the NSS format that Read reads, the secrets of the
 // sessions for which keep returns true (all of them when keep is nil),
 // sorted by client random and label so that equal logs give equal bytes.
-// It is meant for the parse state that carries keys from one segment to
-// the next; the output holds secrets and must never reach a log.
+// RSA lines are not keyed by client random: they are written, sorted and
+// after the others, only when keep is nil (a filtered Write carries the
+// master secrets that decryption derived from them and recorded with
+// Add). It is meant for the parse state that carries keys from one
+// segment to the next; the output holds secrets and must never reach a
+// log.
 func (l *Log) Write(w io.Writer, keep func(clientRandom [32]byte) bool) error {
 	crs := make([][32]byte, 0, len(l.m))
 	for cr := range l.m {
@@ -52,6 +59,23 @@ func (l *Log) Write(w io.Writer, keep func(clientRandom [32]byte) bool) error {
 			buf = hex.AppendEncode(buf, cr[:])
 			buf = append(buf, ' ')
 			buf = hex.AppendEncode(buf, s[label])
+			buf = append(buf, '\n')
+			if _, err := bw.Write(buf); err != nil {
+				return err
+			}
+		}
+	}
+	if keep == nil {
+		prefixes := make([][RSAPrefixLen]byte, 0, len(l.rsa))
+		for p := range l.rsa {
+			prefixes = append(prefixes, p)
+		}
+		slices.SortFunc(prefixes, func(a, b [RSAPrefixLen]byte) int { return slices.Compare(a[:], b[:]) })
+		for _, p := range prefixes {
+			buf = append(buf[:0], RSA+" "...)
+			buf = hex.AppendEncode(buf, p[:])
+			buf = append(buf, ' ')
+			buf = hex.AppendEncode(buf, l.rsa[p])
 			buf = append(buf, '\n')
 			if _, err := bw.Write(buf); err != nil {
 				return err

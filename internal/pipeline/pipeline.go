@@ -274,7 +274,7 @@ type result struct {
 	rows       engine.Collector
 	status     schema.ParseStatus
 	checkpoint []byte
-	keys       *keylog.Log         // the key log the segment was parsed with
+	keys       *keylog.Log         // the engine's key log after the segment (derived keys included)
 	keep       func([32]byte) bool // which of keys to carry to the next segment
 }
 
@@ -365,6 +365,7 @@ func (p *Pipeline) parseSegment(ctx context.Context, s keys.Stream, seq uint64, 
 		return nil, fmt.Errorf("parse %s: %w", rawKey, err)
 	}
 	res.keep = e.OpenTLS()
+	res.keys = e.Keys()
 	return res, nil
 }
 

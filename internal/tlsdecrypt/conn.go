@@ -21,7 +21,9 @@ const (
 	StatusNoKeys = "no-keys"
 	// StatusKeysAvailable: secrets are logged, but no encrypted record was
 	// decrypted: the connection ended, or data was lost, before one, or
-	// the ServerHello was not captured.
+	// the ServerHello was not captured, or (an RSA line with the extended
+	// master secret) handshake messages the master secret depends on were
+	// not captured.
 	StatusKeysAvailable = "keys-available"
 	// StatusDecrypted: records were decrypted and authenticated with the
 	// logged secrets.
@@ -50,8 +52,11 @@ type Buffer struct{ b []byte }
 
 // Config wires a Conn to its surroundings.
 type Config struct {
-	// Keys is the key log the secrets are looked up in, by client random;
-	// nil means no keys.
+	// Keys is the key log the secrets are looked up in, by client random
+	// (or, for an RSA key exchange, by the encrypted premaster secret);
+	// nil means no keys. A master secret derived from an RSA line is added
+	// to it (keylog.Log.Add) as the session's CLIENT_RANDOM secret, so a
+	// Keys log must not be used by Conns of several goroutines at once.
 	Keys *keylog.Log
 	// Emit receives the handshake metadata and the decryption outcome,
 	// once per connection: as soon as the outcome is known (the first
@@ -123,6 +128,10 @@ type Conn struct {
 	// Failures counts records that did not authenticate after the outcome
 	// was emitted.
 	failures int
+	// kx follows an RSA key exchange whose secrets may come from an RSA
+	// line: from the start until the ServerHello tells whether that is
+	// needed; nil when it is not.
+	kx *rsaKex
 }
 
 // direction is the state of one side.
@@ -164,7 +173,7 @@ var _ tcp.StreamHandler = (*Conn)(nil)
 
 // NewConn returns the handler of one connection.
 func NewConn(cfg Config) *Conn {
-	c := &Conn{cfg: cfg}
+	c := &Conn{cfg: cfg, kx: &rsaKex{}}
 	c.init()
 	c.meta = tlsparse.NewStream(c.onHello)
 	return c
@@ -224,6 +233,9 @@ func (c *Conn) Gap(dir tcp.Dir, ts int64, n int) {
 	d := &c.dirs[dir]
 	if d.stopped {
 		return
+	}
+	if c.kx != nil && d.rc == nil {
+		c.kx.lose(dir) // handshake bytes may be lost
 	}
 	if d.skip > 0 {
 		if n < d.skip {
@@ -311,7 +323,7 @@ func (c *Conn) Close(ts int64) {
 		case c.ready, c.awaitKeys && c.lookupKeys():
 			c.settle(StatusKeysAvailable)
 		case c.awaitKeys:
-			c.settle(StatusNoKeys)
+			c.settle(c.noKeysStatus())
 		}
 	}
 	if c.plain != nil {
@@ -326,7 +338,11 @@ func (c *Conn) Close(ts int64) {
 func (c *Conn) onHello(h *tlsparse.Hello) {
 	c.hello = h
 	c.meta = nil
-	if !c.prepare() {
+	ok := c.prepare()
+	if !ok || !c.awaitKeys || !c.s.rsaKex {
+		c.kx = nil // no RSA key exchange to follow
+	}
+	if !ok {
 		c.stopAll()
 		return
 	}
@@ -395,15 +411,19 @@ func (c *Conn) lookupKeys() bool {
 	if c.cfg.Keys == nil {
 		return false
 	}
-	secrets, ok := c.cfg.Keys.Lookup(h.ClientRandom)
-	if !ok {
-		return false
-	}
+	secrets, _ := c.cfg.Keys.Lookup(h.ClientRandom)
+	var ok bool
 	if h.ServerVersion == 0x0304 {
 		ok = secrets[keylog.ClientTrafficSecret0] != nil || secrets[keylog.ServerTrafficSecret0] != nil ||
 			secrets[keylog.ClientHandshakeTrafficSecret] != nil || secrets[keylog.ServerHandshakeTrafficSecret] != nil
 	} else {
 		ok = secrets[keylog.ClientRandom] != nil
+		if !ok {
+			if master := c.rsaMaster(); master != nil {
+				c.cfg.Keys.Add(keylog.ClientRandom, [32]byte(h.ClientRandom), master)
+				secrets, ok = c.cfg.Keys.Lookup(h.ClientRandom)
+			}
+		}
 	}
 	if !ok {
 		return false
@@ -482,6 +502,7 @@ func (d *direction) record(r tlsparse.Record) error {
 		if len(d.held) == 0 {
 			switch r.Type {
 			case tlsparse.RecordHandshake, tlsparse.RecordAlert, tlsparse.RecordHeartbeat:
+				d.plainHandshake(r)
 				return nil // plaintext; tlsparse reads the hellos
 			}
 		}
@@ -495,11 +516,13 @@ func (d *direction) record(r tlsparse.Record) error {
 		}
 		encrypted := r.Type == tlsparse.RecordApplicationData || r.Type == tlsparse.RecordChangeCipherSpec && c.version != 0x0304
 		if !encrypted {
+			d.plainHandshake(r)
 			return nil
 		}
 		c.awaitKeys = false
 		if !c.lookupKeys() {
-			c.settle(StatusNoKeys)
+			c.settle(c.noKeysStatus())
+			c.kx = nil
 			c.stopAll()
 			return errStop
 		}

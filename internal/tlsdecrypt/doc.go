@@ -13,7 +13,12 @@
 // suites are a table (suites.go).
 // Any key exchange works, RSA included, and resumed sessions too: the key
 // log gives the master secret (CLIENT_RANDOM) or the traffic secrets of
-// every connection by its client random.
+// every connection by its client random. For the RSA key exchange an NSS
+// "RSA" line may give the premaster secret instead, by the first 8 bytes
+// of the encrypted premaster secret of the ClientKeyExchange: the master
+// secret is derived from it with the randoms, or, when the extended
+// master secret (RFC 7627) was negotiated, with the hash of the handshake
+// messages, which the Conn keeps until the ClientKeyExchange (rsa.go).
 //
 // A Conn is the tcp.StreamHandler of one connection: it reassembles
 // records across TCP segments, decrypts each direction with its sequence

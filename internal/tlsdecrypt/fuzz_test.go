@@ -15,19 +15,26 @@ import (
 
 // The seed corpora are real sessions of the shared captures that come
 // with key logs (TLS 1.0–1.3; AES-CBC with and without encrypt-then-MAC,
-// AES-GCM, RC4), encoded as chunk streams: each chunk is a direction byte
-// (0 client, 1 server, 2 and 3 a gap in that direction), a big-endian
-// 16-bit length and, for data, the bytes.
-var seedCaptures = []struct{ capture, keylog string }{
-	{"itls12-capture.pcap", "itls12-capture.keylog"},
-	{"itls13-capture.pcap", "itls13-capture.keylog"},
-	{"snet-TLS1_2_ECDHE-RSA-AES128-GCM-SHA256.pcap", "snet-TLS1_2_ECDHE-RSA-AES128-GCM-SHA256.keylog"},
-	{"snet-TLS1_2_ECDHE-RSA-AES128-SHA256.pcap", "snet-TLS1_2_ECDHE-RSA-AES128-SHA256.keylog"},
-	{"pcapfs-system-tests.pcapng", "pcapfs-system-tests.keylog"},
-	{"zeek-tls12-decryption.pcap", "zeek-tls12-decryption.keylog"},
+// AES-GCM, RC4; an RSA key exchange with the extended master secret whose
+// key log gives only an "RSA" premaster line), encoded as chunk streams:
+// each chunk is a direction byte (0 client, 1 server, 2 and 3 a gap in
+// that direction), a big-endian 16-bit length and, for data, the bytes.
+// conn picks the capture's connection (0: the first whose SYN was
+// captured).
+var seedCaptures = []struct {
+	capture, keylog string
+	conn            int
+}{
+	{"itls12-capture.pcap", "itls12-capture.keylog", 0},
+	{"itls13-capture.pcap", "itls13-capture.keylog", 0},
+	{"snet-TLS1_2_ECDHE-RSA-AES128-GCM-SHA256.pcap", "snet-TLS1_2_ECDHE-RSA-AES128-GCM-SHA256.keylog", 0},
+	{"snet-TLS1_2_ECDHE-RSA-AES128-SHA256.pcap", "snet-TLS1_2_ECDHE-RSA-AES128-SHA256.keylog", 0},
+	{"pcapfs-system-tests.pcapng", "pcapfs-system-tests.keylog", 0},
+	{"zeek-tls12-decryption.pcap", "zeek-tls12-decryption.keylog", 0},
+	{"pcapfs-feature_test.pcap", "pcapfs-feature_test.keylog", 2},
 }
 
-// seedSessions returns the encoded first TLS connection of every seed
+// seedSessions returns the encoded chosen TLS connection of every seed
 // capture and one key log holding all their secrets.
 func seedSessions(f testing.TB) ([][]byte, *keylog.Log) {
 	keys := keylog.New()
@@ -40,13 +47,17 @@ func seedSessions(f testing.TB) ([][]byte, *keylog.Log) {
 		var next [2]uint32
 		var started [2]bool
 		var enc []byte
+		syns := 0
 		for _, p := range testcap.Packets(f, sc.capture) {
 			if !p.TCP {
 				continue
 			}
 			if !client.IsValid() {
-				// The first connection whose opening SYN was captured.
+				// The conn-th connection whose opening SYN was captured.
 				if !p.SYN || p.ACK {
+					continue
+				}
+				if syns++; syns <= sc.conn {
 					continue
 				}
 				client, server = p.Src, p.Dst
@@ -79,8 +90,12 @@ func seedSessions(f testing.TB) ([][]byte, *keylog.Log) {
 
 // play decodes a chunk stream into calls on a Conn; with checkpoint set
 // the Conn is marshalled and restored after every chunk. It returns what
-// was emitted and the plaintext.
+// was emitted and the plaintext. The Conn gets a copy of keys, as an
+// engine does (it adds the master secrets it derives from RSA lines).
 func play(t *testing.T, keys *keylog.Log, stream []byte, checkpoint bool) (emits []Outcome, plain *plainRecorder) {
+	own := keylog.New()
+	own.Merge(keys)
+	keys = own
 	plain = &plainRecorder{}
 	asked := false
 	cfg := Config{

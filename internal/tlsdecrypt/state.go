@@ -16,9 +16,10 @@ import (
 const stateVersion = 1
 
 // maxStateLen bounds the state Restore accepts: per direction a partial
-// record, a partial handshake message and the held records, plus the
-// hello parser's own bounded state and room for gob's type descriptions.
-const maxStateLen = 2*(5+tlsparse.MaxRecordLen+tlsparse.DefaultMaxHandshake+2*maxHeld) + 1<<20
+// record, a partial handshake message, the held records and the handshake
+// bytes of an RSA key exchange, plus the hello parser's own bounded state
+// and room for gob's type descriptions.
+const maxStateLen = 2*(5+tlsparse.MaxRecordLen+tlsparse.DefaultMaxHandshake+2*maxHeld+maxTranscript) + 1<<20
 
 // Bounds of restored counters: the key updates and the RC4 key stream
 // position are replayed on restore, so they bound its work.
@@ -32,8 +33,9 @@ var ErrBadState = errors.New("tlsdecrypt: bad connection state")
 
 // snapshot is the serialized Conn. It holds no secret and nothing derived
 // from one: the keys are derived again from the key log on restore, from
-// the client random, the negotiated parameters and, per direction, the
-// epoch, the key update count and the sequence number.
+// the client random (or, for an RSA line, the encrypted premaster
+// secret's prefix and the session hash), the negotiated parameters and,
+// per direction, the epoch, the key update count and the sequence number.
 type snapshot struct {
 	Version int
 	// Meta is the hello parser's state while the hellos are read.
@@ -48,6 +50,10 @@ type snapshot struct {
 	PlainAsked, PlainDone bool
 	Failures              int
 	Dirs                  [2]dirSnapshot
+	// RSA is the RSA key exchange followed (see rsaKex), if any: public
+	// handshake bytes, or the encrypted premaster secret's prefix and the
+	// session hash.
+	RSA *rsaSnapshot
 }
 
 type dirSnapshot struct {
@@ -84,7 +90,7 @@ type dirSnapshot struct {
 // another process. The plaintext handler's state is the caller's.
 func (c *Conn) MarshalState() ([]byte, error) {
 	snap := snapshot{Version: stateVersion, Hello: c.hello, Ready: c.ready, AwaitKeys: c.awaitKeys, Emitted: c.emitted, Out: c.out,
-		PlainAsked: c.plainAsked, PlainDone: c.plainDone, Failures: c.failures}
+		PlainAsked: c.plainAsked, PlainDone: c.plainDone, Failures: c.failures, RSA: c.kx.snapshot()}
 	if c.meta != nil {
 		m, err := c.meta.MarshalState()
 		if err != nil {
@@ -155,6 +161,11 @@ func restore(cfg Config, state []byte, plain tcp.StreamHandler) (*Conn, error) {
 	}
 	c := &Conn{cfg: cfg}
 	c.init()
+	kx, err := restoreRSA(snap.RSA)
+	if err != nil {
+		return nil, err
+	}
+	c.kx = kx
 	if snap.Meta != nil {
 		m, err := tlsparse.RestoreStream(snap.Meta, c.onHello)
 		if err != nil {

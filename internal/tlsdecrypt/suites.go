@@ -38,8 +38,9 @@ const (
 )
 
 // suite is one cipher suite as decryption needs it. The key exchange does
-// not matter: the key log gives the master secret (TLS 1.2) or the traffic
-// secrets (TLS 1.3).
+// not matter when the key log gives the master secret (TLS 1.2) or the
+// traffic secrets (TLS 1.3); for the RSA key exchange it may instead give
+// the premaster secret (an NSS "RSA" line).
 type suite struct {
 	id     uint16
 	kind   cipherKind
@@ -51,6 +52,9 @@ type suite struct {
 	sha384 bool
 	// tls13 marks the TLS 1.3 suites, which no other version uses.
 	tls13 bool
+	// rsaKex marks the suites whose premaster secret the client sends
+	// encrypted with the server's RSA key (TLS_RSA_WITH_*).
+	rsaKex bool
 }
 
 // suites lists the suites this package decrypts, by IANA number (TLS
@@ -94,6 +98,14 @@ func init() {
 	// RC4 with HMAC-MD5 / HMAC-SHA1.
 	add(kindRC4, 0, 16, macMD5, false, 0x0004, 0x0018)
 	add(kindRC4, 0, 16, macSHA1, false, 0x0005, 0x008a, 0x008e, 0x0092, 0xc002, 0xc007, 0xc00c, 0xc011, 0xc016, 0xc033)
+
+	// The RSA key exchange: RC4-MD5, RC4-SHA, 3DES-SHA, AES128-SHA,
+	// AES256-SHA, AES128-SHA256, AES256-SHA256, AES128-GCM, AES256-GCM.
+	for _, id := range []uint16{0x0004, 0x0005, 0x000a, 0x002f, 0x0035, 0x003c, 0x003d, 0x009c, 0x009d} {
+		s := suites[id]
+		s.rsaKex = true
+		suites[id] = s
+	}
 }
 
 // Supported reports whether records of cipher suite id can be decrypted.

@@ -14,6 +14,7 @@ const (
 	extServerName        = 0
 	extALPN              = 16
 	extEncryptThenMAC    = 22
+	extExtendedMaster    = 23
 	extPreSharedKey      = 41
 	extSupportedVersions = 43
 )
@@ -231,6 +232,8 @@ func parseServerHello(body []byte, h *Hello, sh *serverHello) (retry bool, err e
 			sh.psk = true
 		case extEncryptThenMAC:
 			h.EncryptThenMAC = true
+		case extExtendedMaster:
+			h.ExtendedMasterSecret = true
 		}
 	}
 	return false, nil

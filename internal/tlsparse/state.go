@@ -209,7 +209,7 @@ func isZeroClient(h *Hello) bool {
 // isZeroServer reports whether h has no field that a ServerHello sets.
 func isZeroServer(h *Hello) bool {
 	return !h.SawServerHello && h.ServerVersion == 0 && h.CipherSuite == 0 && h.ALPN == "" && h.ServerTS == 0 &&
-		h.ServerRandom == nil && !h.EncryptThenMAC
+		h.ServerRandom == nil && !h.EncryptThenMAC && !h.ExtendedMasterSecret
 }
 
 // validate checks the invariants the Stream relies on, and the bounds its

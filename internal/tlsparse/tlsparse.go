@@ -39,6 +39,11 @@ type Hello struct {
 	// encrypt_then_mac extension (RFC 7366): CBC records of TLS 1.2 and
 	// earlier are then MACed after encryption.
 	EncryptThenMAC bool
+	// ExtendedMasterSecret reports that the ServerHello accepted the
+	// extended_master_secret extension (RFC 7627): the TLS 1.0–1.2 master
+	// secret is then derived from the hash of the handshake messages
+	// instead of the randoms.
+	ExtendedMasterSecret bool
 
 	// ServerVersion is the negotiated version: the ServerHello's
 	// supported_versions extension, else its legacy version.

@@ -89,6 +89,7 @@ type shOpts struct {
 	alpn      string
 	selected  uint16 // supported_versions; 0: no extension
 	psk       bool
+	ems       bool // extended_master_secret
 }
 
 func buildServerHello(t testing.TB, o shOpts) []byte {
@@ -120,6 +121,10 @@ func buildServerHello(t testing.TB, o shOpts) []byte {
 			if o.psk {
 				b.AddUint16(extPreSharedKey)
 				b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint16(0) })
+			}
+			if o.ems {
+				b.AddUint16(extExtendedMaster)
+				b.AddUint16(0)
 			}
 		})
 	})
@@ -161,26 +166,27 @@ func run(c2s, s2c []byte, n int) []*Hello {
 func TestStreamTLS12(t *testing.T) {
 	ch := buildClientHello(t, chOpts{version: 0x0303, random: 0xab, sessionID: []byte{1, 2, 3},
 		suites: []uint16{0x2a2a, 0xc02f, 0x009c, 0x00ff}, sni: "Example.COM", alpn: []string{"h2", "http/1.1"}})
-	sh := buildServerHello(t, shOpts{version: 0x0303, sessionID: []byte{9, 9}, suite: 0xc02f, alpn: "h2"})
+	sh := buildServerHello(t, shOpts{version: 0x0303, sessionID: []byte{9, 9}, suite: 0xc02f, alpn: "h2", ems: true})
 	cert := append([]byte{11, 0, 0, 3}, 0, 0, 0)
 	// The client's hello split over two records; the server's hello and a
 	// certificate in one record, followed by application data.
 	c2s := append(record(RecordHandshake, ch, 20), record(RecordApplicationData, []byte("x"), 10)...)
 	s2c := append(record(RecordHandshake, append(sh, cert...), 1<<14), record(RecordApplicationData, []byte("y"), 10)...)
 	want := &Hello{
-		ClientRandom:        bytes.Repeat([]byte{0xab}, 32),
-		SNI:                 "Example.COM",
-		ALPNOffered:         []string{"h2", "http/1.1"},
-		OfferedVersions:     []uint16{0x0303},
-		CipherSuitesOffered: []uint16{0xc02f, 0x009c, 0x00ff},
-		ServerRandom:        bytes.Repeat([]byte{0x55}, 32),
-		ServerVersion:       0x0303,
-		CipherSuite:         0xc02f,
-		ALPN:                "h2",
-		SawClientHello:      true,
-		SawServerHello:      true,
-		ClientTS:            100,
-		ServerTS:            200,
+		ClientRandom:         bytes.Repeat([]byte{0xab}, 32),
+		SNI:                  "Example.COM",
+		ALPNOffered:          []string{"h2", "http/1.1"},
+		OfferedVersions:      []uint16{0x0303},
+		CipherSuitesOffered:  []uint16{0xc02f, 0x009c, 0x00ff},
+		ServerRandom:         bytes.Repeat([]byte{0x55}, 32),
+		ServerVersion:        0x0303,
+		CipherSuite:          0xc02f,
+		ALPN:                 "h2",
+		ExtendedMasterSecret: true,
+		SawClientHello:       true,
+		SawServerHello:       true,
+		ClientTS:             100,
+		ServerTS:             200,
 	}
 	for _, n := range []int{0, 1, 2, 3, 5, 7, 64} {
 		got := run(c2s, s2c, n)
