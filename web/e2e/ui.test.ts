@@ -68,6 +68,63 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
     }
   };
 
+  /** Waits until the map shows exactly the nodes of ids. */
+  const mapShows = async (ids: string[], p: Page = page) => {
+    try {
+      await p.waitForFunction(
+        (want) => {
+          const cy = (document.querySelector('[data-testid=map]') as any)?.__cy;
+          return !!cy && cy.nodes().length === want.length && want.every((id: string) => cy.getElementById(id).nonempty());
+        },
+        ids,
+        { timeout: 20_000 },
+      );
+    } catch {
+      const got = await p.evaluate(() => (document.querySelector('[data-testid=map]') as any)?.__cy?.nodes().map((n: any) => n.id()));
+      throw new Error(`map nodes: want ${JSON.stringify(ids)}, got ${JSON.stringify(got)}`);
+    }
+  };
+  /**
+   * What is wrong with the map as drawn (in screen pixels): nodes or labels that
+   * overlap, nodes or labels outside the canvas, edges hidden under their nodes.
+   */
+  const mapProblems = (p: Page = page) =>
+    p.evaluate(() => {
+      const cy = (document.querySelector('[data-testid=map]') as any)?.__cy;
+      if (!cy) return ['no map'];
+      const out: string[] = [];
+      const w = cy.width();
+      const h = cy.height();
+      type B = { x1: number; y1: number; x2: number; y2: number; w: number; h: number };
+      const ns = cy.nodes().map((n: any) => ({
+        id: n.id() as string,
+        label: n.data('label') as string,
+        c: n.renderedPosition() as { x: number; y: number },
+        body: n.renderedBoundingBox({ includeLabels: false, includeOverlays: false }) as B,
+        all: n.renderedBoundingBox({ includeLabels: true, includeOverlays: false }) as B,
+      }));
+      const meet = (a: B, b: B) => a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2;
+      const r = (b: B) => `[${Math.round(b.x1)},${Math.round(b.y1)} ${Math.round(b.w)}×${Math.round(b.h)}]`;
+      for (let i = 0; i < ns.length; i++) {
+        const a = ns[i];
+        if (a.all.w < a.body.w || a.all.h <= a.body.h) out.push(`${a.label}: no label drawn ${r(a.all)}`);
+        if (a.all.x1 < 0 || a.all.y1 < 0 || a.all.x2 > w || a.all.y2 > h) out.push(`${a.label} ${r(a.all)} outside the ${w}×${h} map`);
+        for (let j = i + 1; j < ns.length; j++) {
+          const b = ns[j];
+          if (meet(a.all, b.all)) out.push(`${a.label} ${r(a.all)} and ${b.label} ${r(b.all)} overlap`);
+        }
+      }
+      const byId = new Map(ns.map((n: any) => [n.id, n]));
+      cy.edges().forEach((e: any) => {
+        const a: any = byId.get(e.data('source'));
+        const b: any = byId.get(e.data('target'));
+        if (!a || !b || a === b) return;
+        const room = Math.hypot(a.c.x - b.c.x, a.c.y - b.c.y) - a.body.w / 2 - b.body.w / 2;
+        if (room < 10) out.push(`edge ${a.label} → ${b.label}: ${Math.round(room)} px visible`);
+      });
+      return out;
+    });
+
   beforeAll(async () => {
     ensureResults();
     tmp = tempDir();
@@ -88,7 +145,7 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
     page = await ctx.newPage();
     page.on('console', (m) => {
       if (m.type() === 'warning') consoleErrors.push(`warning: ${m.text()}`);
-      if (m.type() === 'error' && !(expectErrors && /status of 400/.test(m.text()))) consoleErrors.push(m.text());
+      if (m.type() === 'error' && !(expectErrors && /status of 400/.test(m.text()))) consoleErrors.push(`${m.text()} (${m.location()?.url ?? ''})`);
     });
     page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
   });
@@ -121,6 +178,11 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
     const last = Math.max(...k1000.map((r) => r.ts_us)) / 1000;
     expect(Date.parse(p.get('from')!)).toBeLessThan(last);
     expect(Date.parse(p.get('to')!)).toBeGreaterThan(last);
+    // A one-node map (localhost calling itself): the node and its label in view.
+    const hosts = [...new Set(k1000.flatMap((r) => [r.client, r.server]))];
+    expect(hosts).toHaveLength(1);
+    await mapShows(hosts);
+    expect(await mapProblems()).toEqual([]);
     await shot('02-explore-auto-window', 'explore right after login: the UI moved by itself to the newest data (the 1000-request capture), first page of 200');
   });
 
@@ -205,6 +267,7 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
       expect([...hosts], `name of ${ip}`).toContain(labels.get(ip));
     }
     expect(labels.has(wiki[0].client)).toBe(true);
+    expect(await mapProblems()).toEqual([]);
     await page.waitForTimeout(300);
     await shot('04-map', 'network map of the wikipedia capture: client, wikimedia servers named by Host, DNS, edges weighted by volume');
   });
@@ -226,6 +289,8 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
     await page.waitForSelector('.map-tools :text("positions saved")');
     const moved = await page.evaluate((id) => (document.querySelector('[data-testid=map]') as any).__cy.getElementById(id).position(), before.id);
     expect(Math.hypot(moved.x - before.m.x, moved.y - before.m.y)).toBeGreaterThan(20);
+    // Wherever it was dropped, it covers no other node.
+    expect((await mapProblems()).filter((p) => / overlap$/.test(p))).toEqual([]);
     // After a reload the node is where it was left.
     await page.reload();
     await expectCount(wiki.length);
@@ -237,14 +302,43 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
       [before.id, moved.x, moved.y] as [string, number, number],
       { timeout: 20_000 },
     );
-    // Filter by a click on the map: a click on a node (one no other node covers) adds its clause.
+    // A node dropped right onto another is moved off it, and saved where it ends up.
+    const twoNodes = () =>
+      page.evaluate(() => {
+        const cy = (document.querySelector('[data-testid=map]') as any).__cy;
+        const ns = cy.nodes().sort((a: any, b: any) => a.degree() - b.degree() || (a.id() < b.id() ? -1 : 1));
+        const at = (n: any) => ({ id: n.id() as string, r: n.renderedPosition() as { x: number; y: number } });
+        return { a: at(ns[0]), b: at(ns[1]) };
+      });
+    // (The view settles first: the page around the map may still be changing size.)
+    let pair = await twoNodes();
+    for (let i = 0; i < 20; i++) {
+      await page.waitForTimeout(150);
+      const again = await twoNodes();
+      if (JSON.stringify(again) === JSON.stringify(pair)) break;
+      pair = again;
+    }
+    const mbox = (await (await page.$('[data-testid=map]'))!.boundingBox())!;
+    await page.mouse.move(mbox.x + pair.a.r.x, mbox.y + pair.a.r.y);
+    await page.mouse.down();
+    await page.mouse.move(mbox.x + (pair.a.r.x + pair.b.r.x) / 2, mbox.y + (pair.a.r.y + pair.b.r.y) / 2, { steps: 6 });
+    await page.mouse.move(mbox.x + pair.b.r.x, mbox.y + pair.b.r.y, { steps: 6 });
+    expect(await page.evaluate(() => (document.querySelector('[data-testid=map]') as any).__cy.$('node:grabbed').map((n: any) => n.id()))).toEqual([pair.a.id]);
+    await page.mouse.up();
+    await page.waitForSelector('.map-tools :text("positions saved")');
+    // (Where the user drops a node is up to them, even half out of view: only overlaps count here.)
+    expect((await mapProblems()).filter((p) => !/ outside /.test(p))).toEqual([]);
+    const dropped = await page.evaluate((id) => (document.querySelector('[data-testid=map]') as any).__cy.getElementById(id).renderedPosition(), pair.a.id);
+    expect(Math.hypot(dropped.x - pair.b.r.x, dropped.y - pair.b.r.y)).toBeGreaterThan(20);
+    // Filter by a click on the map: a click on a node (one in view that no other node covers) adds its clause.
     const r = await page.evaluate(() => {
       const cy = (document.querySelector('[data-testid=map]') as any).__cy;
       const ns = cy.nodes().map((n: any) => ({ id: n.id() as string, r: n.renderedPosition() as { x: number; y: number } }));
-      return ns.find((a: any) => ns.every((b: any) => a === b || Math.hypot(a.r.x - b.r.x, a.r.y - b.r.y) > 40));
+      const inView = (p: { x: number; y: number }) => p.x > 10 && p.y > 10 && p.x < cy.width() - 10 && p.y < cy.height() - 10;
+      return ns.find((a: any) => inView(a.r) && ns.every((b: any) => a === b || Math.hypot(a.r.x - b.r.x, a.r.y - b.r.y) > 40));
     });
     expect(r, 'a node apart from the others').toBeDefined();
-    await page.mouse.click(box.x + r.r.x, box.y + r.r.y);
+    await page.mouse.click(mbox.x + r.r.x, mbox.y + r.r.y);
     await page.waitForFunction((ip) => (document.querySelector('[data-testid=filter]') as HTMLInputElement).value.includes(`"${ip}"`), r.id);
     await expectCount(wiki.filter((x) => x.client === r.id || x.server === r.id).length);
     await page.fill('[data-testid=filter]', '');
@@ -369,6 +463,11 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
   it('brushes the timeline to a narrower window', async () => {
     await go(windowHash(bro));
     await expectCount(bro.length);
+    // The bro.org map (a new map: the sequence tab was open): client and server side by side.
+    const broNodes = [...new Set(bro.flatMap((r) => [r.client, r.server]))];
+    expect(broNodes).toHaveLength(2);
+    await mapShows(broNodes);
+    expect(await mapProblems()).toEqual([]);
     const before = new URL(page.url()).hash;
     const over = await page.$('[data-testid=timeline] .u-over');
     const box = (await over!.boundingBox())!;
@@ -414,6 +513,9 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
     await pp.goto(url.replace(/^https?:\/\/[^/]+/, srv.base));
     await expectCount(n, pp);
     expect(await pp.textContent('.public-banner')).toContain('e2e uploads');
+    // The map of the shared search (a first map in this browser: wait for it to be drawn).
+    await mapShows([...new Set(wiki.filter((r) => r.host === 'upload.wikimedia.org').flatMap((r) => [r.client, r.server]))], pp);
+    expect(await mapProblems(pp)).toEqual([]);
     await shot('12-public-link', 'a public link opened without an account: the shared search, read-only', pp);
     expect(anonErrors).toEqual([]);
     await anon.close();
@@ -465,15 +567,28 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
     segmentInto(srv.bin, srv.dir, 'live', shifted);
     await expectCount(live.length);
     expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(42);
+    // The map follows too (its first draw loads the map library: wait for it before the screenshot).
+    await mapShows([...new Set(live.flatMap((r) => [r.client, r.server]))]);
+    expect(await mapProblems()).toEqual([]);
     await shot('19-live', 'live window (last 5 minutes): a capture parsed while the page was open appeared without a reload');
   });
 
   it('looks right at 1920×1080', async () => {
+    // The map still shows the live capture, whose server (bro.org) is in the bro.org
+    // capture too: that node stays where it is and the client is placed beside it.
+    const broNodes = [...new Set(bro.flatMap((r) => [r.client, r.server]))];
     await page.setViewportSize({ width: 1920, height: 1080 });
     await go(windowHash(bro));
     await expectCount(bro.length);
+    await mapShows(broNodes);
+    expect(await mapProblems()).toEqual([]);
     await page.waitForTimeout(500);
     await shot('20-explore-1920', 'explore (bro.org capture) at 1920×1080: timeline with quality line, list, map');
+    // Back to 1280×800: the map follows the resize and still draws both nodes apart.
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.waitForFunction(() => ((document.querySelector('[data-testid=map]') as any)?.__cy?.width() ?? 9999) < 900);
+    expect(await mapProblems()).toEqual([]);
+    await page.setViewportSize({ width: 1920, height: 1080 });
     await go(windowHash(wiki, '&tab=sequence'));
     await page.waitForSelector('[data-testid=seq-call]');
     await shot('21-sequence-1920', 'sequence diagram at 1920×1080');

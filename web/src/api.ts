@@ -1,4 +1,4 @@
-// The client of the flowlake query API (see shared-contract/api-contract.md and
+// The client of the flowlake query API (see functions/query/openapi.yaml and
 // /api/v1/openapi.json). One place builds URLs, adds the bearer token and turns
 // every non-2xx answer into an ApiError carrying the server's message, code and,
 // for filter errors, the byte offset `pos` in q.

@@ -63,8 +63,9 @@ export function Timeline({ window: w, data, onWindow, height = 120, total }: Pro
       axes: [timeAxis(), valueAxis('y', 3, (v) => formatCount(v)), valueAxis('lat', 1, (v) => `${v}ms`)],
       series: [
         {},
-        { label: 'requests', scale: 'y', fill: 'rgba(61,113,217,0.55)', stroke: '#3d71d9', width: 0, paths: bars },
-        { label: 'errors', scale: 'y', fill: 'rgba(242,73,92,0.85)', stroke: '#f2495c', width: 0, paths: bars },
+        // Bars never get point markers (uPlot adds them on sparse data: dots along the zero line).
+        { label: 'requests', scale: 'y', fill: 'rgba(61,113,217,0.55)', stroke: '#3d71d9', width: 0, paths: bars, points: { show: false } },
+        { label: 'errors', scale: 'y', fill: 'rgba(242,73,92,0.85)', stroke: '#f2495c', width: 0, paths: bars, points: { show: false } },
         { label: 'p95', scale: 'lat', stroke: '#ff9830', width: 1.25, spanGaps: false },
       ],
       hooks: {

@@ -124,10 +124,20 @@ export function Explore({ params, path, lockedQ }: Props) {
   itemCount.current = items.length;
   const listKey = `${formatTs(win.from)}|${formatTs(win.to)}|${st.q}|${st.sort}`;
   const lastKey = useRef('');
+  const moreAbort = useRef<AbortController | null>(null);
+  const listGen = useRef(0); // counts the lists shown (not the live refreshes of one)
   useEffect(() => {
     const ac = new AbortController();
     const sameQuery = lastKey.current.split('|').slice(2).join('|') === `${st.q}|${st.sort}`;
     const liveMerge = isLive && sameQuery && st.sort === '-ts' && lastKey.current !== '';
+    if (!liveMerge && lastKey.current !== listKey) {
+      // Another list: a page of the previous one still on its way must not land in
+      // it, and its cursor must not be used with this selection.
+      listGen.current++;
+      moreAbort.current?.abort();
+      setLoadingMore(false);
+      setNext('');
+    }
     lastKey.current = listKey;
     setListLoading(true);
     api.communications(selection, { limit: PAGE, sort: st.sort }, ac.signal).then(
@@ -158,15 +168,22 @@ export function Explore({ params, path, lockedQ }: Props) {
     return () => ac.abort();
   }, [listKey, tick]);
   const more = () => {
-    if (!next || loadingMore) return;
+    // (Asked for before the list effect ran for a new selection: next is the old list's cursor.)
+    if (!next || loadingMore || lastKey.current !== listKey) return;
+    const ac = new AbortController();
+    moreAbort.current = ac;
+    const gen = listGen.current;
+    const stale = () => ac.signal.aborted || listGen.current !== gen;
     setLoadingMore(true);
-    api.communications(selection, { limit: PAGE, sort: st.sort, cursor: next }).then(
+    api.communications(selection, { limit: PAGE, sort: st.sort, cursor: next }, ac.signal).then(
       (page) => {
+        if (stale()) return;
         setItems((old) => [...old, ...(page.items ?? [])]);
         setNext(page.next ?? '');
         setLoadingMore(false);
       },
       (e: Error) => {
+        if (stale() || e.name === 'AbortError') return;
         setListErr(e);
         setLoadingMore(false);
       },
@@ -182,7 +199,12 @@ export function Explore({ params, path, lockedQ }: Props) {
     if (keepNotice.current) keepNotice.current = false;
     else setNotice('');
   }, [hashKey]);
+  // The URL as last rendered: an automatic jump whose answers come after the user
+  // went elsewhere is dropped.
+  const hashNow = useRef(hashKey);
+  hashNow.current = hashKey;
   const findData = async (auto: boolean) => {
+    const startedAt = hashNow.current;
     setFinding(true);
     try {
       const all = { window: { from: parseTs('1990-01-01T00:00:00Z'), to: nowUs() + DAY }, q: st.q };
@@ -204,6 +226,7 @@ export function Explore({ params, path, lockedQ }: Props) {
         lo = recent.items?.[0] ? parseTs(recent.items[0].ts) : hi - HOUR;
       }
       const w = windowAround(lo, hi);
+      if (auto && hashNow.current !== startedAt) return;
       if (auto) {
         keepNotice.current = true;
         setNotice('Nothing in the last hour: showing the time range that holds data.');
