@@ -10,16 +10,16 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowlake/flowlake/internal/notify/natstest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -28,7 +28,6 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/minio/madmin-go/v3"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
-	"github.com/nats-io/nats.go"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/flowlake/flowlake/internal/agent"
@@ -694,49 +693,8 @@ func filterVars(t *testing.T, kind string, vars map[string]string) map[string]st
 	return out
 }
 
-// startNATSServer runs Debian's nats-server with JetStream on a free
-// loopback port; it skips t when nats-server is missing.
-func startNATSServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		t.Skip("nats-server not installed (Debian: apt-get install nats-server): skipping the NATS deployment test")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", filepath.Join(dir, "js"), "-l", filepath.Join(dir, "nats.log"))
-	cmd.SysProcAttr = procAttr()
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // the parent-death signal follows this thread
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	u := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	waitFor(t, 20*time.Second, "nats-server", func() bool {
-		nc, err := nats.Connect(u)
-		if err == nil {
-			nc.Close()
-		}
-		return err == nil
-	})
-	return u
-}
+// startNATSServer runs Debian's nats-server with JetStream (natstest).
+func startNATSServer(t *testing.T) string { return natstest.Start(t) }
 
 // TestMinIONATSDeployment applies the MinIO module with the NATS target
 // and runs two functions hosts sharing the JetStream work queue: segments

@@ -8,15 +8,13 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flowlake/flowlake/internal/notify/natstest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -107,66 +105,8 @@ func TestMinIOWebhook(t *testing.T) {
 	flushAndCheck(t, st, segs)
 }
 
-// startNATSServer runs Debian's nats-server with JetStream on a free
-// loopback port and returns its URL; it skips t when nats-server is
-// missing.
-func startNATSServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		t.Skip("nats-server not installed (Debian: apt-get install nats-server): skipping the NATS JetStream test")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	logFile := filepath.Join(dir, "nats.log")
-	cmd := exec.Command(bin, "-js", "-a", "127.0.0.1", "-p", fmt.Sprint(port), "-sd", filepath.Join(dir, "js"), "-l", logFile)
-	cmd.SysProcAttr = procAttr()
-	started := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		// The parent-death signal follows the thread that started the
-		// child: keep it.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
-		t.Fatalf("start nats-server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		nc, err := nats.Connect(url)
-		if err == nil {
-			nc.Close()
-			return url
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logFile)
-			t.Fatalf("nats-server exited: %s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nats-server not reachable at %s: %v", url, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// startNATSServer runs Debian's nats-server with JetStream (natstest).
+func startNATSServer(t *testing.T) string { return natstest.Start(t) }
 
 // Two hosts share one durable JetStream consumer of MinIO's notifications:
 // each event is ingested by one host, every segment is committed exactly

@@ -1,8 +1,10 @@
-package host_test
+//go:build linux
+
+package natstest
 
 import "syscall"
 
-// procAttr puts a helper server in its own process group and has the kernel
+// procAttr puts the server in its own process group and has the kernel
 // kill it if the test process dies without cleaning up.
 func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

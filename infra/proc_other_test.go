@@ -1,8 +1,0 @@
-//go:build !linux
-
-package infra
-
-import "syscall"
-
-// procAttr: no parent-death signal outside Linux; cleanup kills the server.
-func procAttr() *syscall.SysProcAttr { return nil }
