@@ -121,12 +121,6 @@ func StateOutputs(s Stream, seq uint64) string {
 	return fmt.Sprintf("%s%s/%020d%s", PrefixState, s, seq, ExtOutputs)
 }
 
-// SecretsPrefix is the prefix of the secrets objects of stream s whose
-// segments were captured in the hour of t.
-func SecretsPrefix(s Stream, t time.Time) string {
-	return fmt.Sprintf("%s%s/%s/", PrefixSecrets, s, datePath(t))
-}
-
 // StatePrefix is the prefix of all checkpoints of a stream.
 func StatePrefix(s Stream) string { return fmt.Sprintf("%s%s/", PrefixState, s) }
 

@@ -12,65 +12,38 @@ import (
 	"github.com/flowlake/flowlake/internal/store"
 )
 
-// secretsWindow is how many segments back parse(N) looks for secrets
-// objects (N-secretsWindow+1 … N). Older secrets reach segment N through
-// the key log carried in state/ (keys.StateKeys), which keeps the secrets
-// of the connections still open.
-const secretsWindow = 8
-
 // loadKeys returns the TLS key log for parsing segment seq of s: the
 // static keys of the engine configuration, the keys carried from segment
-// seq-1, and the secrets objects the agent uploaded for segments
-// seq-secretsWindow+1 … seq (found by listing the date paths of the
-// segment's hour and the hour before). rawHour is the hour of the raw
-// segment's date path; zero loads only the static and carried keys.
+// seq-1 (the secrets of the connections still open then, keys.StateKeys)
+// and the secrets object the agent uploaded for segment seq, before the
+// segment, in the same date path (rawHour is the hour of the raw segment's
+// key; zero loads only the static and carried keys). Secrets that come
+// after their segment was parsed make ingest reparse (ingestSecrets).
 func (p *Pipeline) loadKeys(ctx context.Context, s keys.Stream, seq uint64, rawHour time.Time) (*keylog.Log, error) {
 	log := keylog.New()
 	log.Merge(p.cfg.Engine.Keys)
-	if seq > 0 {
-		body, err := p.getAll(ctx, keys.StateKeys(s, seq-1))
+	read := func(what, key string) error {
+		body, err := p.getAll(ctx, key)
 		switch {
 		case errors.Is(err, store.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("carried keys: %w", err)
-		default:
-			if err := log.Read(bytes.NewReader(body)); err != nil {
-				return nil, fmt.Errorf("carried keys: %w", err)
-			}
-		}
-	}
-	low := uint64(0)
-	if seq >= secretsWindow {
-		low = seq - secretsWindow + 1
-	}
-	var found []string
-	hours := []time.Time{rawHour.Add(-time.Hour), rawHour}
-	if rawHour.IsZero() {
-		hours = nil // only the carried keys
-	}
-	for _, h := range hours {
-		err := p.cfg.Store.List(ctx, keys.SecretsPrefix(s, h), func(info store.Info) error {
-			k, err := keys.Parse(info.Key)
-			if err != nil || k.Kind != keys.KindSecrets || k.Seq < low || k.Seq > seq {
-				return nil
-			}
-			found = append(found, info.Key)
 			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list secrets: %w", err)
-		}
-	}
-	for _, key := range found {
-		body, err := p.getAll(ctx, key)
-		if errors.Is(err, store.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("secrets %s: %w", key, err)
+		case err != nil:
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if err := log.Read(bytes.NewReader(body)); err != nil {
-			return nil, fmt.Errorf("secrets %s: %w", key, err)
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	if seq > 0 {
+		if err := read("carried keys", keys.StateKeys(s, seq-1)); err != nil {
+			return nil, err
+		}
+	}
+	if !rawHour.IsZero() {
+		key := keys.Secrets(s, seq, rawHour)
+		if err := read("secrets "+key, key); err != nil {
+			return nil, err
 		}
 	}
 	return log, nil
