@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -202,16 +203,37 @@ func Rules(storePrefix string, arns ...string) []types.QueueConfiguration {
 	return out
 }
 
+// TargetWait bounds how long Configure retries while the server does not
+// know a target ARN yet (MinIO right after a start).
+var TargetWait = 30 * time.Second
+
 // Configure replaces the notification configuration of bucket with Rules(storePrefix, arns...).
-// MinIO refuses an ARN whose target it does not have: the error says so.
+// MinIO refuses an ARN whose target it does not have: after TargetWait
+// the error says so.
 func Configure(ctx context.Context, client *s3.Client, bucket, storePrefix string, arns ...string) error {
 	if len(arns) == 0 {
 		return fmt.Errorf("configure notifications of bucket %s: no target ARN", bucket)
 	}
-	_, err := client.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
-		Bucket:                    aws.String(bucket),
-		NotificationConfiguration: &types.NotificationConfiguration{QueueConfigurations: Rules(storePrefix, arns...)},
-	})
+	// MinIO brings its notification targets up in the background after a
+	// start: until a target is up it rejects rules naming it as
+	// InvalidArgument. Retry that for TargetWait before reporting it.
+	deadline := time.Now().Add(TargetWait)
+	var err error
+	for {
+		_, err = client.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+			Bucket:                    aws.String(bucket),
+			NotificationConfiguration: &types.NotificationConfiguration{QueueConfigurations: Rules(storePrefix, arns...)},
+		})
+		var ae smithy.APIError
+		if err == nil || !errors.As(err, &ae) || ae.ErrorCode() != "InvalidArgument" || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("configure notifications of bucket %s: %w", bucket, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		var ae smithy.APIError
 		if errors.As(err, &ae) && ae.ErrorCode() == "InvalidArgument" {
