@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,11 +42,21 @@ const (
 // reads the secrets of one stream only. The lines are small next to the
 // packets (a TLS 1.3 connection's 5 lines are about 800 bytes).
 //
+// A segment's secrets hold the lines that came from its predecessor's cut
+// to the end of its own key grace (see take): the lines of the grace go
+// into two segments, since a key that comes just after a cut may belong to
+// a handshake on either side of it.
+//
 // Lines never reach a log: only counts do.
 type keyLines struct {
 	mu      sync.Mutex
 	dedup   *tlskeys.Dedup
-	pending [][]byte // per stream: lines since the stream's last segment
+	lines   []timedLine // every stream's lines from the oldest cursor on
+	base    int         // index (since the start) of lines[0]
+	cursor  []int       // per stream: index of its next segment's first line
+	taken   []int       // per stream: index after the last line it took
+	size    int         // bytes of lines
+	nowFunc func() time.Time
 
 	stopped atomic.Bool // the key sources have stopped: no line comes any more
 
@@ -56,8 +67,14 @@ type keyLines struct {
 	objectErrs atomic.Int64 // secrets objects not spooled
 }
 
+// timedLine is a key log line and when it came.
+type timedLine struct {
+	at   time.Time
+	line []byte
+}
+
 func newKeyLines(streams int) *keyLines {
-	return &keyLines{dedup: tlskeys.NewDedup(dedupKeys), pending: make([][]byte, streams)}
+	return &keyLines{dedup: tlskeys.NewDedup(dedupKeys), cursor: make([]int, streams), taken: make([]int, streams), nowFunc: time.Now}
 }
 
 // add takes a line from a key source.
@@ -70,40 +87,67 @@ func (k *keyLines) add(s tlskeys.Secret) {
 	}
 	k.received.Add(1)
 	line := s.AppendLine(nil)
-	for i, p := range k.pending {
-		if len(p)+len(line) > maxPendingKeys {
-			cut := bytes.IndexByte(p[len(p)/2:], '\n') + len(p)/2 + 1
-			if i == 0 {
-				k.dropped.Add(int64(bytes.Count(p[:cut], []byte{'\n'})))
-			}
-			p = append(p[:0], p[cut:]...)
-		}
-		k.pending[i] = append(p, line...)
+	k.lines = append(k.lines, timedLine{k.nowFunc(), line})
+	k.size += len(line)
+	// Beyond the bound (a stream that sees no packets for long cuts no
+	// segment), the oldest lines go, and are counted.
+	for k.size > maxPendingKeys && len(k.lines) > 1 {
+		k.size -= len(k.lines[0].line)
+		k.lines[0] = timedLine{}
+		k.lines = k.lines[1:]
+		k.base++
+		k.dropped.Add(1)
 	}
 }
 
-// take returns and forgets the lines waiting for a stream's next segment.
-func (k *keyLines) take(stream int) []byte {
+// take returns the lines for a stream's segment that was cut at cutAt: the
+// lines since the stream's previous cut. The lines that came after cutAt
+// stay for the stream's next segment as well.
+func (k *keyLines) take(stream int, cutAt time.Time) []byte {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if stream >= len(k.pending) || len(k.pending[stream]) == 0 {
+	if stream >= len(k.cursor) {
 		return nil
 	}
-	p := k.pending[stream]
-	k.pending[stream] = nil
-	return p
+	from := max(k.cursor[stream]-k.base, 0)
+	var body []byte
+	next := len(k.lines)
+	for i := from; i < len(k.lines); i++ {
+		body = append(body, k.lines[i].line...)
+		if next == len(k.lines) && k.lines[i].at.After(cutAt) {
+			next = i
+		}
+	}
+	k.cursor[stream] = k.base + next
+	k.taken[stream] = k.base + len(k.lines)
+	k.trim()
+	return body
+}
+
+// trim forgets the lines that every stream has taken.
+func (k *keyLines) trim() {
+	low := slices.Min(k.cursor) - k.base
+	if low <= 0 {
+		return
+	}
+	low = min(low, len(k.lines))
+	for _, l := range k.lines[:low] {
+		k.size -= len(l.line)
+	}
+	k.lines = slices.Delete(k.lines, 0, low)
+	k.base += low
 }
 
 // left returns the most lines that wait for a segment in one stream when
-// the capture stopped: lines that came after the stream's last segment.
-// They are not written: the stream had no packets since (its connections'
-// keys came in time), or they came too late for their segment.
+// the capture stopped: lines that came after the stream's last secrets
+// object. They are not written: the stream had no packets since (its
+// connections' keys came in time), or they came too late for their segment.
 func (k *keyLines) left() int64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var n int64
-	for _, p := range k.pending {
-		n = max(n, int64(bytes.Count(p, []byte{'\n'})))
+	for _, t := range k.taken {
+		n = max(n, int64(min(len(k.lines), k.base+len(k.lines)-t)))
 	}
 	return n
 }
@@ -111,8 +155,8 @@ func (k *keyLines) left() int64 {
 // waitForKeys waits until the key grace after a segment's cut is over
 // (while key sources run), so that the keys of the segment's last
 // handshakes go into its secrets object. Lines of the next segment's
-// connections that come meanwhile go into it too, which does no harm:
-// parse reads the secrets objects of the segments before as well.
+// connections that come meanwhile go into it too, and stay for the next
+// segment's secrets (see keyLines.take).
 func (a *Agent) waitForKeys(cutAt time.Time) {
 	if len(a.cfg.KeySources) == 0 || a.keys.stopped.Load() {
 		return
@@ -127,8 +171,8 @@ func (a *Agent) waitForKeys(cutAt time.Time) {
 // uploader sends a stream's secrets object before the segment of the same
 // number (see spool.Uploader), so parse finds the keys when it reads the
 // segment. rawKey is the segment's key, whose hour the secrets key shares.
-func (a *Agent) spoolSecrets(id keys.Stream, seq uint64, rawKey string) {
-	body := a.keys.take(id.Stream)
+func (a *Agent) spoolSecrets(id keys.Stream, seq uint64, rawKey string, cutAt time.Time) {
+	body := a.keys.take(id.Stream, cutAt)
 	if len(body) == 0 {
 		return
 	}

@@ -119,6 +119,7 @@ func TestAgentSecrets(t *testing.T) {
 			t.Fatalf("stream %d: %d segments, want 4", k, len(segs[k]))
 		}
 		var all []string
+		inSeg := map[string][]uint64{}
 		for _, m := range segs[k] {
 			raw := keys.Segment(id, m.Seq, time.Unix(0, m.FirstTS))
 			sec := keys.Secrets(id, m.Seq, time.Unix(0, m.FirstTS))
@@ -140,7 +141,12 @@ func TestAgentSecrets(t *testing.T) {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-			all = append(all, lines...)
+			for _, l := range lines {
+				if len(inSeg[l]) == 0 {
+					all = append(all, l)
+				}
+				inSeg[l] = append(inSeg[l], m.Seq)
+			}
 			if m.Seq == 3 {
 				for _, l := range later {
 					if !slices.Contains(lines, l) {
@@ -153,7 +159,14 @@ func TestAgentSecrets(t *testing.T) {
 		want := append(slices.Clone(first), later...)
 		slices.Sort(want)
 		if !slices.Equal(all, want) {
-			t.Errorf("stream %d: secrets objects hold %d lines, want each of the %d once", k, len(all), len(want))
+			t.Errorf("stream %d: secrets objects hold %d distinct lines, want the %d lines", k, len(all), len(want))
+		}
+		// A line that came during a cut's key grace is in that segment's
+		// secrets and the next one's: never in more, never in others.
+		for _, seqs := range inSeg {
+			if len(seqs) > 2 || len(seqs) == 2 && seqs[1] != seqs[0]+1 {
+				t.Errorf("stream %d: a line in the secrets of segments %v", k, seqs)
+			}
 		}
 	}
 	// Every secrets object in the store serves a segment.
@@ -180,6 +193,63 @@ func TestAgentSecrets(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"tls keys summary","lines":8,"repeats":2`) {
 		t.Errorf("no tls keys summary in the logs:\n%s", logs.String())
+	}
+}
+
+// keyLines gives a segment the lines since its stream's previous cut: the
+// lines of a cut's key grace go into the cut segment and the next one,
+// each stream takes every line, the bound drops the oldest lines.
+func TestKeyLinesTake(t *testing.T) {
+	now := time.Unix(1000, 0)
+	k := newKeyLines(2)
+	k.nowFunc = func() time.Time { return now }
+	add := func(i int) {
+		now = now.Add(time.Millisecond)
+		cr := [32]byte{byte(i), byte(i >> 8)}
+		k.add(tlskeys.Secret{Label: "CLIENT_RANDOM", ClientRandom: cr, Value: bytes.Repeat([]byte{byte(i)}, 48)})
+	}
+	count := func(b []byte) int { return bytes.Count(b, []byte{'\n'}) }
+	add(1)
+	add(2)
+	cut := now
+	add(3) // during the grace of the cut
+	if got := count(k.take(0, cut)); got != 3 {
+		t.Fatalf("segment 0 of stream 0: %d lines, want 3", got)
+	}
+	add(4)
+	if got := k.left(); got != 4 {
+		t.Errorf("left = %d, want 4 (stream 1 took nothing yet)", got)
+	}
+	if got := count(k.take(1, cut)); got != 4 {
+		t.Fatalf("segment 0 of stream 1: %d lines, want 4", got)
+	}
+	cut = now
+	add(5)
+	if got := count(k.take(0, cut)); got != 3 {
+		t.Fatalf("segment 1 of stream 0: %d lines (3 from the grace, 4, 5), want 3", got)
+	}
+	if got := count(k.take(0, now)); got != 1 {
+		t.Fatalf("segment 2 of stream 0: %d lines (5, from the grace), want 1", got)
+	}
+	if got := count(k.take(0, now)); got != 0 {
+		t.Fatalf("segment 3 of stream 0: %d lines, want 0", got)
+	}
+	if got := k.left(); got != 1 {
+		t.Errorf("left = %d, want 1 (line 5 for stream 1)", got)
+	}
+	if len(k.lines) != 3 {
+		t.Errorf("%d lines held, want the 3 stream 1 may take again (3 and 4 of its grace, 5)", len(k.lines))
+	}
+	// The bound: the oldest lines go, counted.
+	const lineLen = 176 // CLIENT_RANDOM, 32-byte random, 48-byte secret, in hex
+	for i := range maxPendingKeys/lineLen + 10 {
+		add(100 + i)
+	}
+	if k.dropped.Load() == 0 || k.size > maxPendingKeys {
+		t.Errorf("%d bytes held, %d lines dropped: the bound does not hold", k.size, k.dropped.Load())
+	}
+	if got := count(k.take(1, now)); got == 0 || got*lineLen > maxPendingKeys {
+		t.Errorf("stream 1 after the bound: %d lines", got)
 	}
 }
 

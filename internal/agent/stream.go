@@ -243,7 +243,7 @@ func (a *Agent) write(s *stream) {
 	for f := range s.out {
 		key := segment.Key(f.meta)
 		a.waitForKeys(f.cutAt)
-		a.spoolSecrets(s.id, f.meta.Seq, key) // before the segment: see spoolSecrets
+		a.spoolSecrets(s.id, f.meta.Seq, key, f.cutAt) // before the segment: see spoolSecrets
 		err := a.spool.Put(key, f.data)
 		switch {
 		case err == nil:

@@ -66,21 +66,38 @@ func (l *Log) Write(w io.Writer, keep func(clientRandom [32]byte) bool) error {
 		}
 	}
 	if keep == nil {
-		prefixes := make([][RSAPrefixLen]byte, 0, len(l.rsa))
-		for p := range l.rsa {
-			prefixes = append(prefixes, p)
-		}
-		slices.SortFunc(prefixes, func(a, b [RSAPrefixLen]byte) int { return slices.Compare(a[:], b[:]) })
-		for _, p := range prefixes {
-			buf = append(buf[:0], RSA+" "...)
-			buf = hex.AppendEncode(buf, p[:])
-			buf = append(buf, ' ')
-			buf = hex.AppendEncode(buf, l.rsa[p])
-			buf = append(buf, '\n')
-			if _, err := bw.Write(buf); err != nil {
-				return err
-			}
+		if err := l.writeRSA(bw, buf); err != nil {
+			return err
 		}
 	}
 	return bw.Flush()
+}
+
+// WriteRSA writes the RSA lines only, sorted: those a filtered Write
+// leaves out.
+func (l *Log) WriteRSA(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	if err := l.writeRSA(bw, nil); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func (l *Log) writeRSA(bw *bufio.Writer, buf []byte) error {
+	prefixes := make([][RSAPrefixLen]byte, 0, len(l.rsa))
+	for p := range l.rsa {
+		prefixes = append(prefixes, p)
+	}
+	slices.SortFunc(prefixes, func(a, b [RSAPrefixLen]byte) int { return slices.Compare(a[:], b[:]) })
+	for _, p := range prefixes {
+		buf = append(buf[:0], RSA+" "...)
+		buf = hex.AppendEncode(buf, p[:])
+		buf = append(buf, ' ')
+		buf = hex.AppendEncode(buf, l.rsa[p])
+		buf = append(buf, '\n')
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -276,6 +276,7 @@ type result struct {
 	checkpoint []byte
 	keys       *keylog.Log         // the engine's key log after the segment (derived keys included)
 	keep       func([32]byte) bool // which of keys to carry to the next segment
+	own        *keylog.Log         // the segment's secrets object (carried once, see carry)
 }
 
 // parseSegment runs the engine over one segment from state prev.
@@ -293,7 +294,7 @@ func (p *Pipeline) parseSegment(ctx context.Context, s keys.Stream, seq uint64, 
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", rawKey, err)
 	}
-	if res.keys, err = p.loadKeys(ctx, s, seq, rk.Hour); err != nil {
+	if res.keys, res.own, err = p.loadKeys(ctx, s, seq, rk.Hour); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", rawKey, err)
 	}
 	cfg.Keys = res.keys
@@ -364,7 +365,7 @@ func (p *Pipeline) parseSegment(ctx context.Context, s keys.Stream, seq uint64, 
 	if res.checkpoint, err = e.Checkpoint(); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", rawKey, err)
 	}
-	res.keep = e.OpenTLS()
+	res.keep = carry(e.OpenTLS(), res.own)
 	res.keys = e.Keys()
 	return res, nil
 }
@@ -482,7 +483,7 @@ func (p *Pipeline) FlushStream(ctx context.Context, s keys.Stream, last uint64) 
 	}
 	// The keys carried after segment last are those of the connections
 	// that Finish ends.
-	if cfg.Keys, err = p.loadKeys(ctx, s, last+1, time.Time{}); err != nil {
+	if cfg.Keys, _, err = p.loadKeys(ctx, s, last+1, time.Time{}); err != nil {
 		return fmt.Errorf("flush %s: %w", s, err)
 	}
 	e, err := engine.Resume(cfg, &res.rows, state)

@@ -42,7 +42,7 @@ func (p *Pipeline) writeOutputs(ctx context.Context, s keys.Stream, seq uint64, 
 	if err := p.cfg.Store.Put(ctx, keys.StateOutputs(s, seq), strings.NewReader(list), int64(len(list))); err != nil {
 		return fmt.Errorf("record outputs: %w", err)
 	}
-	return p.saveKeys(ctx, s, seq, res.keys, res.keep)
+	return p.saveKeys(ctx, s, seq, res.keys, res.keep, res.own)
 }
 
 // Reparse parses segments from … to (to == 0: up to the last committed

@@ -19,10 +19,15 @@ import (
 // segment, in the same date path (rawHour is the hour of the raw segment's
 // key; zero loads only the static and carried keys). Secrets that come
 // after their segment was parsed make ingest reparse (ingestSecrets).
-func (p *Pipeline) loadKeys(ctx context.Context, s keys.Stream, seq uint64, rawHour time.Time) (*keylog.Log, error) {
-	log := keylog.New()
-	log.Merge(p.cfg.Engine.Keys)
-	read := func(what, key string) error {
+//
+// It also returns the secrets object's own log (empty when there is none):
+// its keys are carried one segment further (see carry), because lines
+// that reach the agent during a cut's key grace go into the cut segment's
+// secrets while their connection's packets are in the next segment.
+func (p *Pipeline) loadKeys(ctx context.Context, s keys.Stream, seq uint64, rawHour time.Time) (all, own *keylog.Log, err error) {
+	all, own = keylog.New(), keylog.New()
+	all.Merge(p.cfg.Engine.Keys)
+	read := func(log *keylog.Log, what, key string) error {
 		body, err := p.getAll(ctx, key)
 		switch {
 		case errors.Is(err, store.ErrNotExist):
@@ -36,25 +41,53 @@ func (p *Pipeline) loadKeys(ctx context.Context, s keys.Stream, seq uint64, rawH
 		return nil
 	}
 	if seq > 0 {
-		if err := read("carried keys", keys.StateKeys(s, seq-1)); err != nil {
-			return nil, err
+		if err := read(all, "carried keys", keys.StateKeys(s, seq-1)); err != nil {
+			return nil, nil, err
 		}
 	}
 	if !rawHour.IsZero() {
 		key := keys.Secrets(s, seq, rawHour)
-		if err := read("secrets "+key, key); err != nil {
-			return nil, err
+		if err := read(own, "secrets "+key, key); err != nil {
+			return nil, nil, err
 		}
+		all.Merge(own)
 	}
-	return log, nil
+	return all, own, nil
+}
+
+// carry tells which sessions' keys go on to the next segment after a
+// parse: those of the TLS connections still open (open, from the engine)
+// and those the segment's own secrets object brought (own), once (its RSA
+// lines too, which saveKeys writes). The
+// latter are the keys of handshakes that the agent saw during the key
+// grace after the segment's cut, whose packets are in the next segment;
+// the keys of the segment's own connections go one segment further as
+// well, which costs a few hundred bytes. Keys that no connection used by
+// then are dropped, so the carried log stays the size of one secrets
+// object plus the open sessions, although every stream's secrets hold
+// every stream's lines.
+func carry(open func([32]byte) bool, own *keylog.Log) func([32]byte) bool {
+	return func(cr [32]byte) bool {
+		if open(cr) {
+			return true
+		}
+		_, ok := own.Lookup(cr[:])
+		return ok
+	}
 }
 
 // saveKeys writes the key log carried to segment seq+1: the secrets of the
-// sessions for which keep is true.
-func (p *Pipeline) saveKeys(ctx context.Context, s keys.Stream, seq uint64, log *keylog.Log, keep func([32]byte) bool) error {
+// sessions for which keep is true, and the RSA lines of own (the segment's
+// secrets object; see carry).
+func (p *Pipeline) saveKeys(ctx context.Context, s keys.Stream, seq uint64, log *keylog.Log, keep func([32]byte) bool, own *keylog.Log) error {
 	var buf bytes.Buffer
 	if err := log.Write(&buf, keep); err != nil {
 		return err
+	}
+	if own != nil {
+		if err := own.WriteRSA(&buf); err != nil {
+			return err
+		}
 	}
 	key := keys.StateKeys(s, seq)
 	if buf.Len() == 0 {

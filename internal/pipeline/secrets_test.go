@@ -2,20 +2,26 @@ package pipeline
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowlake/flowlake/internal/capture"
 	"github.com/flowlake/flowlake/internal/engine"
 	"github.com/flowlake/flowlake/internal/keylog"
 	"github.com/flowlake/flowlake/internal/keys"
 	"github.com/flowlake/flowlake/internal/pipeline/pipelinetest"
 	"github.com/flowlake/flowlake/internal/store"
 	"github.com/flowlake/flowlake/internal/testcap"
+	"github.com/flowlake/flowlake/internal/tlsdecrypt/tlstest"
 	"github.com/flowlake/flowlake/schema"
 )
 
@@ -188,5 +194,120 @@ func checkNoSecrets(t *testing.T, st store.Store, lines []byte) {
 		if strings.Contains(dump, strings.ToLower(s)) {
 			t.Errorf("the lake holds a secret of the key log (%d bytes)", len(s))
 		}
+	}
+}
+
+// The agent puts the keys that reach it during the grace after a cut into
+// the cut segment's secrets, while their handshakes are in the next
+// segment. Here real sessions (crypto/tls, TLS 1.3 and 1.2, one connection
+// per request) have each session's lines in the secrets of the segment
+// before the one with its ClientHello, and the lake is the same as one run
+// with all keys: parse carries a secrets object's keys one segment on.
+func TestSecretsOneSegmentEarly(t *testing.T) {
+	certs := tlstest.NewCerts(t)
+	xs := []tlstest.HTTPExchange{{Method: "GET", Path: "/a"}, {Method: "POST", Path: "/b", Body: "x=1"}, {Method: "GET", Path: "/missing"}}
+	s13, k13 := tlstest.HTTPSessions(t, &tls.Config{InsecureSkipVerify: true}, &tls.Config{Certificates: []tls.Certificate{certs.ECDSA}}, xs, true)
+	s12, k12 := tlstest.HTTPSessions(t, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12},
+		&tls.Config{Certificates: []tls.Certificate{certs.RSA}}, xs, true)
+	pcap := filepath.Join(t.TempDir(), "tls.pcap")
+	tlstest.WritePcap(t, pcap, append(s13, s12...))
+	lines := append(k13, k12...)
+	segs := pipelinetest.CutFile(t, pipelinetest.Agent, pcap, 1<<10)
+	kl := keylog.New()
+	if err := kl.Read(bytes.NewReader(lines)); err != nil {
+		t.Fatal(err)
+	}
+	ref := pipelinetest.ReferenceKeys(t, segs, kl)
+	if len(ref.HTTPRows) != 2*len(xs) {
+		t.Fatalf("reference run: %d http rows, want %d", len(ref.HTTPRows), 2*len(xs))
+	}
+
+	st := store.NewMem()
+	p := New(Config{Store: st, WaitPredecessor: time.Second})
+	sessions := append(s13, s12...)
+	perSeg := make([][]byte, len(segs))
+	moved := 0
+	for _, l := range bytes.SplitAfter(lines, []byte("\n")) {
+		f := strings.Fields(string(l))
+		if len(f) != 3 {
+			continue
+		}
+		cr, err := hex.DecodeString(f[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The segment where the session's ClientHello (its client's first
+		// write) ends, and the one before it.
+		j := slices.IndexFunc(sessions, func(s *tlstest.Session) bool { return bytes.Contains(s.Chunks[0].Data, cr) })
+		if j < 0 {
+			t.Fatalf("no session for a %s line", f[0])
+		}
+		hello := sessions[j].Chunks[0].Data
+		i := slices.IndexFunc(segs, func(s pipelinetest.Segment) bool { return bytes.Contains(segmentPackets(t, s), cr) })
+		for i >= 0 && i < len(segs) && !bytes.Contains(segmentPackets(t, segs[i]), hello[len(hello)-16:]) {
+			i++ // sessions' ClientHellos may end alike: look from the random on
+		}
+		if i < 0 || i == len(segs) {
+			t.Fatalf("no segment holds the end of session %d's ClientHello", j)
+		}
+		if i > 0 {
+			i--
+			moved++
+		}
+		perSeg[i] = append(perSeg[i], l...)
+	}
+	if moved == 0 {
+		t.Fatal("no handshake after the first segment: the test shows nothing")
+	}
+	for i, b := range perSeg {
+		if len(b) > 0 {
+			putSecrets(t, st, segs[i], b)
+		}
+	}
+	pipelinetest.Upload(t, st, segs)
+	for _, s := range segs {
+		if err := p.Ingest(t.Context(), s.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.FlushStream(t.Context(), stream, uint64(len(segs)-1)); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.CheckLake(t, st, ref)
+	for _, r := range pipelinetest.ReadTable[schema.TLS](t, st, schema.TableTLS) {
+		if !r.Decrypted {
+			t.Errorf("tls row of client port %d not decrypted: %s", r.ClientPort, r.KeyStatus)
+		}
+	}
+	// The carried keys stay small: after the last segment, only the open
+	// sessions' and the last secrets object's, not every session's.
+	body, err := p.getAll(t.Context(), keys.StateKeys(stream, uint64(len(segs)-1)))
+	if err != nil && !errors.Is(err, store.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if n, all := bytes.Count(body, []byte("\n")), bytes.Count(lines, []byte("\n")); n >= all/2 {
+		t.Errorf("the last segment carries %d key lines of the sessions' %d", n, all)
+	}
+	checkNoSecrets(t, st, lines)
+}
+
+// segmentPackets returns the packet bytes of a segment, concatenated.
+func segmentPackets(t *testing.T, s pipelinetest.Segment) []byte {
+	t.Helper()
+	r, err := capture.NewReader(bytes.NewReader(s.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []byte
+	for {
+		data, _, _, _, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, data...)
 	}
 }

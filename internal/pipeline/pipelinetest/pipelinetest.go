@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -57,12 +58,19 @@ func Cut(t testing.TB, name string, maxBytes int64) []Segment {
 // CutAs is Cut for stream 0 of another agent.
 func CutAs(t testing.TB, agent, name string, maxBytes int64) []Segment {
 	t.Helper()
+	return CutFile(t, agent, testcap.Path(t, name), maxBytes)
+}
+
+// CutFile is CutAs for a capture file at path (one a test made).
+func CutFile(t testing.TB, agent, path string, maxBytes int64) []Segment {
+	t.Helper()
+	name := filepath.Base(path)
 	var out []Segment
 	c := segment.NewCutter(agent, 0, 0, maxBytes, time.Hour, "file:"+name, func(data []byte, m segment.Meta) error {
 		out = append(out, Segment{segment.Key(m), data, m})
 		return nil
 	})
-	src := capture.Open([]string{testcap.Path(t, name)})
+	src := capture.Open([]string{path})
 	defer src.Close()
 	var p capture.Packet
 	for {
