@@ -18,6 +18,7 @@ import (
 	"github.com/flowlake/flowlake/internal/engine"
 	"github.com/flowlake/flowlake/internal/host"
 	"github.com/flowlake/flowlake/internal/notify"
+	"github.com/flowlake/flowlake/internal/pipeline"
 	"github.com/flowlake/flowlake/internal/redact"
 	"github.com/flowlake/flowlake/internal/store"
 )
@@ -95,9 +96,9 @@ func runFunctionsServe(ctx context.Context, args []string, getenv func(string) s
 		fs.PrintDefaults()
 	}
 	var (
-		err                                         error
-		workersDef, previewDef, maxDeliverDef       int
-		waitDef, reconcileDef, drainDef, recheckDef time.Duration
+		err                                                      error
+		workersDef, previewDef, maxDeliverDef                    int
+		waitDef, reconcileDef, discoverDef, drainDef, recheckDef time.Duration
 	)
 	if workersDef, err = envInt(getenv, "WORKERS", 0); err != nil {
 		return err
@@ -112,6 +113,9 @@ func runFunctionsServe(ctx context.Context, args []string, getenv func(string) s
 		return err
 	}
 	if reconcileDef, err = envDuration(getenv, "RECONCILE_EVERY", host.DefaultReconcileEvery); err != nil {
+		return err
+	}
+	if discoverDef, err = envDuration(getenv, "DISCOVER_ALL_EVERY", pipeline.DefaultDiscoverAllEvery); err != nil {
 		return err
 	}
 	if drainDef, err = envDuration(getenv, "DRAIN_TIMEOUT", host.DefaultDrainTimeout); err != nil {
@@ -130,7 +134,8 @@ func runFunctionsServe(ctx context.Context, args []string, getenv func(string) s
 	natsMaxDeliver := fs.Int("nats-max-deliver", maxDeliverDef, "deliveries of a notification before it is dropped (env FLOWLAKE_NATS_MAX_DELIVER)")
 	workers := fs.Int("workers", workersDef, "parses at once; 0: one per CPU (env FLOWLAKE_WORKERS)")
 	wait := fs.Duration("wait-predecessor", waitDef, "how long a segment waits for its predecessor to arrive before a gap is recorded (env FLOWLAKE_WAIT_PREDECESSOR)")
-	reconcile := fs.Duration("reconcile-every", reconcileDef, "period of the restart of segments indexed but never parsed (env FLOWLAKE_RECONCILE_EVERY)")
+	reconcile := fs.Duration("reconcile-every", reconcileDef, "period of the restart of segments indexed but never parsed, and of the search for segments after each stream's newest whose events never came (env FLOWLAKE_RECONCILE_EVERY)")
+	discoverAll := fs.Duration("discover-all-every", discoverDef, "period of the listing of all raw segments, for streams none of whose events came (env FLOWLAKE_DISCOVER_ALL_EVERY)")
 	drain := fs.Duration("drain-timeout", drainDef, "on SIGTERM, how long running parses may finish (env FLOWLAKE_DRAIN_TIMEOUT)")
 	recheck := fs.Duration("recheck", recheckDef, "how often waiting parses look for their predecessor in the store (env FLOWLAKE_RECHECK)")
 	preview := fs.Int("body-preview", previewDef, "bytes of each HTTP body kept (decoded, redacted) (env FLOWLAKE_BODY_PREVIEW)")
@@ -150,8 +155,8 @@ func runFunctionsServe(ctx context.Context, args []string, getenv func(string) s
 		return usageError{"functions serve: no --store (or FLOWLAKE_STORE) given"}
 	case *workers < 0:
 		return usageError{fmt.Sprintf("functions serve: --workers %d: want 0 or more", *workers)}
-	case *wait <= 0 || *reconcile <= 0 || *drain <= 0 || *recheck <= 0:
-		return usageError{"functions serve: --wait-predecessor, --reconcile-every, --drain-timeout and --recheck want positive durations"}
+	case *wait <= 0 || *reconcile <= 0 || *discoverAll <= 0 || *drain <= 0 || *recheck <= 0:
+		return usageError{"functions serve: --wait-predecessor, --reconcile-every, --discover-all-every, --drain-timeout and --recheck want positive durations"}
 	case *natsMaxDeliver < 1:
 		return usageError{fmt.Sprintf("functions serve: --nats-max-deliver %d: want at least 1", *natsMaxDeliver)}
 	}
@@ -175,7 +180,7 @@ func runFunctionsServe(ctx context.Context, args []string, getenv func(string) s
 	}
 	cfg := host.Config{
 		Store: st, Engine: eng, Workers: *workers, WaitPredecessor: *wait, Recheck: *recheck,
-		ReconcileEvery: *reconcile, DrainTimeout: *drain, WebhookToken: *token, Log: log,
+		ReconcileEvery: *reconcile, DiscoverAllEvery: *discoverAll, DrainTimeout: *drain, WebhookToken: *token, Log: log,
 	}
 	if *natsURL != "" {
 		cfg.NATS = &host.NATSConfig{URL: *natsURL, Stream: *natsStream, Subject: *natsSubject, Consumer: *natsConsumer, MaxDeliver: *natsMaxDeliver}

@@ -29,7 +29,9 @@
 //
 // At start and then every ReconcileEvery the host runs
 // [pipeline.Pipeline.Reconcile], which restarts segments that were indexed
-// but never committed (a host killed mid-parse, an event lost). On shutdown
+// but never committed (a host killed mid-parse, an event lost), and
+// ingests segments whose events never came (the tail of every stream it
+// knows; all of raw/ at start and every DiscoverAllEvery). On shutdown
 // (Run's context done) it stops taking events, lets the parses that run
 // finish for up to DrainTimeout, then cancels them; parses it did not start
 // are left to the next Reconcile.
@@ -91,6 +93,10 @@ type Config struct {
 	// ReconcileEvery is the period of Reconcile; default
 	// DefaultReconcileEvery.
 	ReconcileEvery time.Duration
+	// DiscoverAllEvery is how often Reconcile lists all of raw/ for streams
+	// none of whose events came; default
+	// pipeline.DefaultDiscoverAllEvery.
+	DiscoverAllEvery time.Duration
 	// DrainTimeout bounds how long shutdown waits for running parses;
 	// default DefaultDrainTimeout.
 	DrainTimeout time.Duration
@@ -209,11 +215,12 @@ func New(cfg Config) (*Host, error) {
 	h.cond = sync.NewCond(&h.mu)
 	h.bucket, h.prefix = scope(cfg.Store.URL())
 	h.pipe = pipeline.New(pipeline.Config{
-		Store:           cfg.Store,
-		Engine:          cfg.Engine,
-		WaitPredecessor: min(cfg.WaitPredecessor, lastWait),
-		Invoke:          h.invoke,
-		Log:             cfg.Log,
+		Store:            cfg.Store,
+		Engine:           cfg.Engine,
+		WaitPredecessor:  min(cfg.WaitPredecessor, lastWait),
+		Invoke:           h.invoke,
+		DiscoverAllEvery: cfg.DiscoverAllEvery,
+		Log:              cfg.Log,
 	})
 	return h, nil
 }

@@ -232,9 +232,9 @@ func TestMissingPredecessorBecomesAGap(t *testing.T) {
 func TestArrivedPredecessorIsNotAGap(t *testing.T) {
 	segs := pipelinetest.Cut(t, "ndpi-1kxun.pcap", 256<<10)[:2]
 	st := store.NewMem()
-	pipelinetest.Upload(t, st, segs)
 	r := start(t, host.Config{Store: st, Workers: 2, WaitPredecessor: 200 * time.Millisecond, Recheck: 20 * time.Millisecond, ReconcileEvery: time.Hour})
 	waitFor(t, 10*time.Second, "the first reconcile", func() bool { return r.h.Stats().ReconcileRuns == 1 })
+	pipelinetest.Upload(t, st, segs) // after it: it would ingest them
 	// Segment 0 was ingested by a host that died before parsing it.
 	idx := keys.SegmentIndex(pipelinetest.Stream, 0)
 	if err := st.PutIfAbsent(t.Context(), idx, strings.NewReader(segs[0].Key), int64(len(segs[0].Key))); err != nil {
@@ -391,10 +391,11 @@ func TestDrain(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := store.NewMem()
-			pipelinetest.Upload(t, mem, segs)
 			g := &gateStore{Store: mem, gate: make(chan struct{}), holding: make(chan struct{})}
 			const drain = time.Second
 			r := start(t, host.Config{Store: g, Workers: 1, DrainTimeout: drain})
+			waitFor(t, 10*time.Second, "the first reconcile", func() bool { return r.h.Stats().ReconcileRuns == 1 })
+			pipelinetest.Upload(t, mem, segs) // after it: it would ingest the segment
 			if code, body := post(t, r.url+"/minio/events", "", minioEvent("b", segs[0].Key)); code != http.StatusOK {
 				t.Fatalf("%d %s", code, body)
 			}

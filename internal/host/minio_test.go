@@ -236,10 +236,9 @@ func TestNATSRedelivery(t *testing.T) {
 	segs := pipelinetest.Cut(t, "ndpi-1kxun.pcap", 256<<10)[:2]
 	natsURL := startNATSServer(t)
 	mem := store.NewMem()
-	pipelinetest.Upload(t, mem, segs)
 	st := &flakyStore{Store: mem, failures: map[uint64]int{0: 2, 1: -1}}
 	const subject = "site.events"
-	h, err := host.New(host.Config{Store: st, Workers: 1, Log: testLog(t),
+	h, err := host.New(host.Config{Store: st, Workers: 1, Log: testLog(t), ReconcileEvery: time.Hour,
 		NATS: &host.NATSConfig{URL: natsURL, Stream: "events", Subject: subject, MaxDeliver: 3, NakDelay: 50 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -247,6 +246,8 @@ func TestNATSRedelivery(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx, nil) }()
+	waitFor(t, 10*time.Second, "the first reconcile", func() bool { return h.Stats().ReconcileRuns == 1 })
+	pipelinetest.Upload(t, mem, segs) // after it: it would ingest them
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)

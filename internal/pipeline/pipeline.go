@@ -69,6 +69,10 @@ type Config struct {
 	// AWS the parse function does it, as only parse may read secrets/ and
 	// write the lake). Nil: the reparse runs in the caller.
 	InvokeReparse func(ctx context.Context, s keys.Stream, seq uint64) error
+	// DiscoverAllEvery is how often Reconcile lists every raw segment to
+	// find streams none of whose creation events came (see discover.go);
+	// it also does on its first run. Default DefaultDiscoverAllEvery.
+	DiscoverAllEvery time.Duration
 	// Now is the wall clock (parse_status.parsed_at, error documents).
 	Now func() time.Time
 	Log *slog.Logger
@@ -77,6 +81,9 @@ type Config struct {
 // Pipeline runs ingest and parse.
 type Pipeline struct {
 	cfg Config
+
+	mu              sync.Mutex
+	lastDiscoverAll time.Time // when Reconcile last listed all of raw/
 }
 
 // New returns a pipeline.
@@ -89,6 +96,9 @@ func New(cfg Config) *Pipeline {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.DiscoverAllEvery <= 0 {
+		cfg.DiscoverAllEvery = DefaultDiscoverAllEvery
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -132,9 +142,8 @@ func (p *Pipeline) ingestSegment(ctx context.Context, key string) error {
 	} else if meta.Agent != k.Stream.Agent || meta.Stream != k.Stream.Stream || meta.Seq != k.Seq {
 		p.cfg.Log.Warn("ingest: segment metadata does not match its key", "key", key, "meta_agent", meta.Agent, "meta_stream", meta.Stream, "meta_seq", meta.Seq)
 	}
-	idx := keys.SegmentIndex(k.Stream, k.Seq)
-	if err := p.cfg.Store.PutIfAbsent(ctx, idx, bytes.NewReader([]byte(key)), int64(len(key))); err != nil && !errors.Is(err, store.ErrExists) {
-		return fmt.Errorf("ingest %s: index: %w", key, err)
+	if err := p.index(ctx, key, k.Stream, k.Seq); err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
 	return p.start(ctx, k.Stream, k.Seq)
 }
@@ -216,7 +225,17 @@ func (p *Pipeline) Parse(ctx context.Context, s keys.Stream, seq uint64) error {
 	var prev []byte
 	gap := false
 	if seq > 0 {
-		if prev, err = p.waitCheckpoint(ctx, s, seq-1); err != nil {
+		prev, err = p.getAll(ctx, keys.State(s, seq-1))
+		if err != nil && !errors.Is(err, store.ErrNotExist) {
+			return fmt.Errorf("parse %s: read checkpoint: %w", rawKey, err)
+		}
+		if prev == nil {
+			if done, err := p.parsePredecessor(ctx, s, seq, string(rawKey)); err != nil || done {
+				return err
+			}
+			prev, err = p.waitCheckpoint(ctx, s, seq-1)
+		}
+		if err != nil {
 			return fmt.Errorf("parse %s: %w", rawKey, err)
 		}
 		gap = prev == nil
@@ -248,6 +267,35 @@ func (p *Pipeline) Parse(ctx context.Context, s keys.Stream, seq uint64) error {
 	p.cfg.Log.Info("parsed segment", "key", string(rawKey), "packets", res.status.Packets, "http", res.status.HTTPExchanges,
 		"status", res.status.Status, "ms", res.status.DurationUS/1000)
 	return p.chain(ctx, s, seq)
+}
+
+// parsePredecessor handles segment seq-1 of s, which has no checkpoint,
+// when it has no index either: its event may have been lost, so it looks for
+// the object (findPredecessor) and starts it. Run inline (no
+// Config.Invoke), that parse chains to seq, and done reports that seq was
+// committed meanwhile; with Invoke, parse of seq waits for it as usual.
+func (p *Pipeline) parsePredecessor(ctx context.Context, s keys.Stream, seq uint64, rawKey string) (done bool, err error) {
+	if ok, err := p.exists(ctx, keys.SegmentIndex(s, seq-1)); err != nil || ok {
+		return false, err
+	}
+	rk, err := keys.Parse(rawKey)
+	if err != nil {
+		return false, nil // parse quarantines it
+	}
+	found, err := p.findPredecessor(ctx, s, seq, rk.Hour)
+	if err != nil || found == "" {
+		return false, err
+	}
+	if err := p.start(ctx, s, seq-1); err != nil && !errors.Is(err, ErrDone) {
+		return false, err
+	}
+	if p.cfg.Invoke != nil {
+		return false, nil
+	}
+	if ok, err := p.exists(ctx, keys.State(s, seq)); err != nil || !ok {
+		return false, err
+	}
+	return true, ErrDone
 }
 
 // chain starts parse of segment seq+1 if it arrived before seq was
@@ -498,8 +546,10 @@ func (p *Pipeline) FlushStream(ctx context.Context, s keys.Stream, last uint64) 
 }
 
 // Reconcile finds segments that were indexed but never committed (a worker
-// died, an event was lost) and starts their parse. The functions host runs
-// it at start and then periodically; on AWS a scheduled rule can.
+// died, an event was lost) and starts their parse; then segments that were
+// never indexed because their creation event never came (see discover.go).
+// The functions host runs it at start and then periodically; on AWS a
+// scheduled rule can.
 func (p *Pipeline) Reconcile(ctx context.Context) (started int, err error) {
 	type pending struct {
 		s   keys.Stream
@@ -507,6 +557,7 @@ func (p *Pipeline) Reconcile(ctx context.Context) (started int, err error) {
 	}
 	var todo []pending
 	done := map[string]bool{}
+	newest := map[keys.Stream]uint64{}
 	err = p.cfg.Store.List(ctx, keys.PrefixState, func(info store.Info) error {
 		switch {
 		case strings.HasSuffix(info.Key, keys.ExtState):
@@ -517,6 +568,7 @@ func (p *Pipeline) Reconcile(ctx context.Context) (started int, err error) {
 				return nil // not ours
 			}
 			todo = append(todo, pending{s, seq})
+			newest[s] = max(newest[s], seq)
 		}
 		return nil
 	})
@@ -536,5 +588,14 @@ func (p *Pipeline) Reconcile(ctx context.Context) (started int, err error) {
 		}
 		started++
 	}
-	return started, nil
+	newestKey := make(map[keys.Stream]string, len(newest))
+	for s, seq := range newest {
+		key, err := p.getAll(ctx, keys.SegmentIndex(s, seq))
+		if err != nil {
+			return started, fmt.Errorf("reconcile: %w", err)
+		}
+		newestKey[s] = string(key)
+	}
+	n, err := p.discover(ctx, newestKey, p.discoverAllDue())
+	return started + n, err
 }

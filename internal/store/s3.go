@@ -556,10 +556,19 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error
 	if err := checkPrefix(prefix); err != nil {
 		return fmt.Errorf("s3 list: %w", err)
 	}
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+	return s.list(ctx, prefix, "", fn)
+}
+
+// list lists prefix from the first key after after ("": from the start).
+func (s *S3) list(ctx context.Context, prefix, after string, fn func(Info) error) error {
+	in := &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.bucket),
 		Prefix: aws.String(s.root + prefix),
-	})
+	}
+	if after != "" {
+		in.StartAfter = aws.String(s.root + after)
+	}
+	p := s3.NewListObjectsV2Paginator(s.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

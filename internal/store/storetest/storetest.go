@@ -604,6 +604,30 @@ func testList(t *testing.T, s store.Store) {
 			t.Errorf("List(%q) =\n  %q\nwant\n  %q", tc.prefix, got, tc.want)
 		}
 	}
+	// ListAfter: the keys under prefix after a key, which need not exist.
+	for _, tc := range []struct {
+		prefix, after string
+		want          []string
+	}{
+		{"a/", "a/b.txt", []string{"a/b/c", "a/b/d", "a/bc"}},
+		{"a/", "a/b/c0", []string{"a/b/d", "a/bc"}},
+		{"a/", "", []string{"a/b-", "a/b.txt", "a/b/c", "a/b/d", "a/bc"}},
+		{"a/", "a/bc", nil},
+		{"lake/http/", "lake/http/dt=2024-01-01/hour=00/part-1.parquet", []string{
+			"lake/http/dt=2024-01-01/hour=01/part-0.parquet",
+			"lake/http/dt=2024-01-02/hour=00/part-0.parquet",
+		}},
+		{"lake/http/", "lake/http/dt=2024-01-02", []string{"lake/http/dt=2024-01-02/hour=00/part-0.parquet"}},
+	} {
+		var got []string
+		err := store.ListAfter(t.Context(), s, tc.prefix, tc.after, func(info store.Info) error {
+			got = append(got, info.Key)
+			return nil
+		})
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ListAfter(%q, %q) =\n  %q (%v)\nwant\n  %q", tc.prefix, tc.after, got, err, tc.want)
+		}
+	}
 }
 
 func testListStop(t *testing.T, s store.Store) {
