@@ -328,8 +328,15 @@ describe.skipIf(!!reason)('flowlake UI in Chromium', () => {
     await page.waitForSelector('.map-tools :text("positions saved")');
     // (Where the user drops a node is up to them, even half out of view: only overlaps count here.)
     expect((await mapProblems()).filter((p) => !/ outside /.test(p))).toEqual([]);
-    const dropped = await page.evaluate((id) => (document.querySelector('[data-testid=map]') as any).__cy.getElementById(id).renderedPosition(), pair.a.id);
-    expect(Math.hypot(dropped.x - pair.b.r.x, dropped.y - pair.b.r.y)).toBeGreaterThan(20);
+    // (At the map's zoom: apart by at least the other node's rendered radius, however small the zoom.)
+    const dropped = await page.evaluate(
+      ([a, b]) => {
+        const cy = (document.querySelector('[data-testid=map]') as any).__cy;
+        return { r: cy.getElementById(a).renderedPosition() as { x: number; y: number }, w: cy.getElementById(b).renderedWidth() as number };
+      },
+      [pair.a.id, pair.b.id],
+    );
+    expect(Math.hypot(dropped.r.x - pair.b.r.x, dropped.r.y - pair.b.r.y)).toBeGreaterThan(dropped.w / 2);
     // Filter by a click on the map: a click on a node (one in view that no other node covers) adds its clause.
     const r = await page.evaluate(() => {
       const cy = (document.querySelector('[data-testid=map]') as any).__cy;
