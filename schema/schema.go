@@ -75,10 +75,12 @@ type HTTP struct {
 	CommunityID   string `parquet:"community_id,dict"`
 }
 
-// TCP is one TCP connection. AppProtocol is "http", "dns" or "tls" as
-// recognised from the first bytes; for decrypted TLS it is the protocol
-// inside: "https" (HTTP/1.x, parsed into http rows with tls = true) or
-// "h2" (HTTP/2, not parsed yet: no http rows).
+// TCP is one TCP connection. AppProtocol is "http", "h2c" (cleartext
+// HTTP/2 with prior knowledge, parsed into http rows with version
+// "HTTP/2"), "dns" or "tls" as recognised from the first bytes; for
+// decrypted TLS it is the protocol inside: "https" (HTTP/1.x, parsed into
+// http rows with tls = true) or "h2" (HTTP/2, parsed into http rows with
+// tls = true and version "HTTP/2").
 type TCP struct {
 	ID            string   `parquet:"id"`
 	TS            int64    `parquet:"ts,timestamp(microsecond)"`

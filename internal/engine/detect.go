@@ -3,6 +3,7 @@ package engine
 import (
 	"github.com/flowlake/flowlake/internal/dns"
 	"github.com/flowlake/flowlake/internal/http1"
+	"github.com/flowlake/flowlake/internal/http2"
 	"github.com/flowlake/flowlake/internal/tcp"
 	"github.com/flowlake/flowlake/internal/tlsparse"
 )
@@ -10,6 +11,7 @@ import (
 // Application protocols recorded in the tcp table.
 const (
 	appHTTP = "http"
+	appH2C  = "h2c" // HTTP/2 with prior knowledge, no TLS
 	appTLS  = "tls"
 	appDNS  = "dns"
 )
@@ -112,6 +114,9 @@ func (d *detector) isDNS() bool {
 // side but starts a client message, or the reverse).
 func classify(dir tcp.Dir, b []byte) (app string, flip bool) {
 	switch {
+	case http2.Looks(b):
+		// The client connection preface: a server never sends it.
+		return appH2C, dir == tcp.ServerToClient
 	case http1.Looks(b):
 		isResponse := len(b) >= 5 && string(b[:5]) == "HTTP/"
 		return appHTTP, (dir == tcp.ClientToServer) == isResponse
@@ -137,6 +142,9 @@ func (d *detector) decide(app string, flip bool) {
 	case appHTTP:
 		cs.http = http1.NewParser(d.e.cfg.HTTP, func(x *http1.Exchange) { d.e.emitHTTP(d.c, cs, x) })
 		d.next = cs.http
+	case appH2C:
+		cs.h2 = http2.NewParser(d.e.h2Config(), func(x *http2.Exchange) { d.e.emitHTTP(d.c, cs, x.HTTP1()) })
+		d.next = cs.h2
 	case appTLS:
 		d.next = d.e.newTLS(d.c, cs)
 	case appDNS:

@@ -1,6 +1,6 @@
 // Package engine is flowlake's parse core: it takes captured frames in
 // capture order, decodes them, reassembles TCP, recognises the application
-// protocol of each connection (HTTP/1.x, TLS, DNS), runs the protocol
+// protocol of each connection (HTTP/1.x, HTTP/2, TLS, DNS), runs the protocol
 // parsers, redacts, and emits schema rows to a Sink. It is plain Go with no
 // I/O of its own, so the CLI, the functions and the tests drive it the same
 // way.
@@ -17,6 +17,7 @@ import (
 	"github.com/flowlake/flowlake/internal/dns"
 	"github.com/flowlake/flowlake/internal/flowid"
 	"github.com/flowlake/flowlake/internal/http1"
+	"github.com/flowlake/flowlake/internal/http2"
 	"github.com/flowlake/flowlake/internal/keylog"
 	"github.com/flowlake/flowlake/internal/redact"
 	"github.com/flowlake/flowlake/internal/tcp"
@@ -28,6 +29,7 @@ import (
 type Config struct {
 	Agent      string
 	HTTP       http1.Config
+	HTTP2      http2.Config   // zero BodyPreview and MaxRawBody take HTTP's
 	Redact     *redact.Config // nil: redact.Default()
 	TCP        tcp.Config
 	DNSTimeout time.Duration // unanswered DNS queries are reported after this long; default 30 s
@@ -200,6 +202,7 @@ type connState struct {
 	app         string
 	swapped     bool // client and server roles are reversed from the assembler's guess
 	http        *http1.Parser
+	h2          *http2.Parser // cleartext HTTP/2 (appH2C)
 	exchanges   int32
 	det         detector
 	// TLS: the decrypting handler, the handler of its plaintext, and the
@@ -275,6 +278,18 @@ func (e *Engine) connDone(c *tcp.Conn) {
 		CommunityID:   cs.communityID,
 		Segments:      slices.Clone(c.Inputs),
 	})
+}
+
+// h2Config is the HTTP/2 parser's configuration.
+func (e *Engine) h2Config() http2.Config {
+	c := e.cfg.HTTP2
+	if c.BodyPreview == 0 {
+		c.BodyPreview = e.cfg.HTTP.BodyPreview
+	}
+	if c.MaxRawBody == 0 {
+		c.MaxRawBody = e.cfg.HTTP.MaxRawBody
+	}
+	return c
 }
 
 // SetInput names the capture segment whose frames follow (its object

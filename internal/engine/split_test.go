@@ -90,7 +90,8 @@ func sortRows(c *Collector) {
 // files are rebuilt as if the capture had never been cut.
 func TestSplitCaptureGivesSameRows(t *testing.T) {
 	captures := []string{"ndpi-1kxun.pcap", "zeek-http-bro.org.pcap", "ppp-DnsPackets.pcap", "ndpi-http_ua_splitted_in_two_pkts.pcapng",
-		"zeek-http-1000-requests-one-dropped-response.pcap", "ark-dns-tcp.pcap", "ndpi-reddit.pcap"}
+		"zeek-http-1000-requests-one-dropped-response.pcap", "ark-dns-tcp.pcap", "ndpi-reddit.pcap",
+		"ark-http2-nghttp2.pcap"}
 	if !testing.Short() {
 		captures = append(captures, "bench-mixed-web-24mb.pcap")
 	}

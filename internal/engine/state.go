@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowlake/flowlake/internal/dns"
 	"github.com/flowlake/flowlake/internal/http1"
+	"github.com/flowlake/flowlake/internal/http2"
 	"github.com/flowlake/flowlake/internal/tcp"
 	"github.com/flowlake/flowlake/internal/tlsdecrypt"
 )
@@ -99,6 +100,8 @@ func (e *Engine) connState(c *tcp.Conn) ([]byte, error) {
 	case nil:
 	case *http1.Parser:
 		cc.Parser, err = p.MarshalState()
+	case *http2.Parser:
+		cc.Parser, err = p.MarshalState()
 	case *tlsdecrypt.Conn:
 		cc.Parser, err = p.MarshalState()
 		cc.Inner = cs.inner
@@ -177,6 +180,9 @@ func (e *Engine) restoreConn(c *tcp.Conn, state []byte) (tcp.StreamHandler, erro
 	case appHTTP:
 		cs.http, err = http1.Restore(e.cfg.HTTP, cc.Parser, func(x *http1.Exchange) { e.emitHTTP(c, cs, x) })
 		d.next = cs.http
+	case appH2C:
+		cs.h2, err = http2.Restore(e.h2Config(), cc.Parser, func(x *http2.Exchange) { e.emitHTTP(c, cs, x.HTTP1()) })
+		d.next = cs.h2
 	case appTLS:
 		delete(e.tlsConns, cs.tls) // the one decide made
 		cs.inner = cc.Inner

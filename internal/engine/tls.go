@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/flowlake/flowlake/internal/http1"
+	"github.com/flowlake/flowlake/internal/http2"
 	"github.com/flowlake/flowlake/internal/keylog"
 	"github.com/flowlake/flowlake/internal/tcp"
 	"github.com/flowlake/flowlake/internal/tlsdecrypt"
@@ -13,7 +14,7 @@ import (
 // Application protocols found inside decrypted TLS (tcp.app_protocol).
 const (
 	appHTTPS = "https" // HTTP/1.x in TLS: http rows with tls = true
-	appH2    = "h2"    // HTTP/2 in TLS: not parsed yet, no http rows
+	appH2    = "h2"    // HTTP/2 in TLS (ALPN h2, or the client preface): http rows with tls = true
 )
 
 // AddKeys adds TLS secrets to the engine's key log, for the connections
@@ -42,28 +43,31 @@ func (e *Engine) newTLS(c *tcp.Conn, cs *connState) *tlsdecrypt.Conn {
 }
 
 // plainFor returns the handler of a decrypted connection's application
-// data: HTTP/1.x is parsed like plain HTTP; HTTP/2 and other ALPN
+// data: HTTP/1.x and HTTP/2 are parsed like plain HTTP; other ALPN
 // protocols are not parsed (nil stops decryption).
 func (e *Engine) plainFor(c *tcp.Conn, cs *connState, alpn string) tcp.StreamHandler {
 	switch alpn {
-	case "", "http/1.1", "http/1.0":
-	case appH2:
-		cs.inner = appH2
-		return nil
+	case "", "http/1.1", "http/1.0", appH2:
 	default:
 		return nil
 	}
 	cs.plain = &tlsPlain{e: e, c: c, cs: cs}
+	if alpn == appH2 {
+		// The server's SETTINGS may come before the client's preface:
+		// no sniffing.
+		cs.plain.startH2()
+	}
 	return cs.plain
 }
 
 // tlsPlain recognises the protocol of decrypted application data from the
-// client's first bytes and runs the HTTP/1.x parser on it.
+// client's first bytes and runs the HTTP/1.x or HTTP/2 parser on it.
 type tlsPlain struct {
 	e      *Engine
 	c      *tcp.Conn
 	cs     *connState
 	http   *http1.Parser
+	h2     *http2.Parser
 	prefix []byte  // the client's first bytes, while undecided
 	held   []chunk // the data while undecided
 	done   bool    // not HTTP/1.x: nothing more is wanted
@@ -80,6 +84,10 @@ func (p *tlsPlain) Data(dir tcp.Dir, ts int64, b []byte) {
 		p.http.Data(dir, ts, b)
 		return
 	}
+	if p.h2 != nil {
+		p.h2.Data(dir, ts, b)
+		return
+	}
 	if p.done {
 		return
 	}
@@ -92,7 +100,13 @@ func (p *tlsPlain) Data(dir tcp.Dir, ts int64, b []byte) {
 	p.prefix = append(p.prefix, b[:min(len(b), plainPrefix-len(p.prefix))]...)
 	switch {
 	case bytes.HasPrefix(p.prefix, []byte("PRI * HTTP/2")):
-		p.cs.inner = appH2
+		p.startH2()
+		held := p.held
+		p.held, p.prefix = nil, nil
+		for _, h := range held {
+			p.h2.Data(h.dir, h.ts, h.data)
+		}
+		return
 	case http1.Looks(p.prefix):
 		p.startHTTP()
 		held := p.held
@@ -114,9 +128,20 @@ func (p *tlsPlain) startHTTP() {
 	p.http = http1.NewParser(e.cfg.HTTP, func(x *http1.Exchange) { e.emitHTTP(c, cs, x) })
 }
 
+func (p *tlsPlain) startH2() {
+	cs := p.cs
+	cs.inner = appH2
+	c, e := p.c, p.e
+	p.h2 = http2.NewParser(e.h2Config(), func(x *http2.Exchange) { e.emitHTTP(c, cs, x.HTTP1()) })
+}
+
 func (p *tlsPlain) Gap(dir tcp.Dir, ts int64, n int) {
 	if p.http != nil {
 		p.http.Gap(dir, ts, n)
+		return
+	}
+	if p.h2 != nil {
+		p.h2.Gap(dir, ts, n)
 		return
 	}
 	p.done, p.held, p.prefix = true, nil, nil
@@ -126,11 +151,15 @@ func (p *tlsPlain) Close(ts int64) {
 	if p.http != nil {
 		p.http.Close(ts)
 	}
+	if p.h2 != nil {
+		p.h2.Close(ts)
+	}
 }
 
 // tlsPlainCheckpoint is a tlsPlain's state in a checkpoint.
 type tlsPlainCheckpoint struct {
 	HTTP   []byte // the HTTP parser's state, once started
+	H2     []byte // the HTTP/2 parser's state, once started
 	Prefix []byte
 	Held   []heldChunk
 	Done   bool
@@ -148,6 +177,13 @@ func (p *tlsPlain) checkpoint() (*tlsPlainCheckpoint, error) {
 		}
 		cp.HTTP = st
 	}
+	if p.h2 != nil {
+		st, err := p.h2.MarshalState()
+		if err != nil {
+			return nil, err
+		}
+		cp.H2 = st
+	}
 	return cp, nil
 }
 
@@ -162,6 +198,13 @@ func (e *Engine) restorePlain(c *tcp.Conn, cs *connState, cp *tlsPlainCheckpoint
 			return nil, err
 		}
 		p.http = hp
+	}
+	if cp.H2 != nil {
+		hp, err := http2.Restore(e.h2Config(), cp.H2, func(x *http2.Exchange) { e.emitHTTP(c, cs, x.HTTP1()) })
+		if err != nil {
+			return nil, err
+		}
+		p.h2 = hp
 	}
 	return p, nil
 }

@@ -120,32 +120,3 @@ func TestGeneratedHTTPS(t *testing.T) {
 		})
 	}
 }
-
-// HTTP/2 inside TLS is decrypted but not parsed yet: the handshake says
-// decrypted, the connection's protocol is h2, and there are no http rows.
-func TestGeneratedH2(t *testing.T) {
-	certs := tlstest.NewCerts(t)
-	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		client := &tls.Config{InsecureSkipVerify: true, MaxVersion: v, NextProtos: []string{"h2", "http/1.1"}}
-		server := &tls.Config{Certificates: []tls.Certificate{certs.ECDSA}, NextProtos: []string{"h2", "http/1.1"}}
-		sessions, keys := tlstest.HTTPSessions(t, client, server, genExchanges[:2], false)
-		dir := t.TempDir()
-		pcap, keyPath := filepath.Join(dir, "s.pcap"), filepath.Join(dir, "keys")
-		tlstest.WritePcap(t, pcap, sessions)
-		if err := os.WriteFile(keyPath, keys, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		col := parseKeyed(t, keyPath, pcap)
-		if len(col.HTTPRows) != 0 || len(col.TLSRows) != 1 || len(col.TCPRows) != 1 {
-			t.Fatalf("%d http, %d tls, %d tcp rows", len(col.HTTPRows), len(col.TLSRows), len(col.TCPRows))
-		}
-		if r := col.TLSRows[0]; r.KeyStatus != "decrypted" || r.ALPN != "h2" {
-			t.Errorf("%s: tls row %+v", tlsVersionName(v), r)
-		}
-		if r := col.TCPRows[0]; r.AppProtocol != "h2" {
-			t.Errorf("%s: app_protocol %q", tlsVersionName(v), r.AppProtocol)
-		}
-	}
-}
-
-func tlsVersionName(v uint16) string { return tls.VersionName(v) }
