@@ -380,12 +380,18 @@ func TestCompare(t *testing.T) {
 			t.Skipf("key log of the real-world capture not found: %v", err)
 		}
 		reports = append(reports, compare(t, c, "TLS decryption: real-world mixed web capture with its key log (bench-mixed-web-24mb)", c.real,
-			keyedTools(flowlakeTool(flBin, flOrigin, flMissing), keys)))
+			keyedTools(flowlakeTool(flBin, flOrigin, flMissing), keys, false)))
 	})
 	t.Run("decrypt-https", func(t *testing.T) {
-		capture, keys := makeHTTPSCapture(t, c)
+		capture, keys := makeHTTPSCapture(t, c, false)
 		reports = append(reports, compare(t, c, "TLS decryption: generated HTTPS capture (Go net/http over TLS 1.2 and 1.3, AES-GCM and ChaCha20)", capture,
-			keyedTools(flowlakeTool(flBin, flOrigin, flMissing), keys)))
+			keyedTools(flowlakeTool(flBin, flOrigin, flMissing), keys, false)))
+	})
+	// HTTP/2 inside TLS: decryption, frames, HPACK, exchanges.
+	t.Run("decrypt-h2-generated", func(t *testing.T) {
+		capture, keys := makeHTTPSCapture(t, c, true)
+		reports = append(reports, compare(t, c, "TLS decryption + HTTP/2: generated capture (Go net/http HTTP/2 over TLS 1.2 and 1.3)", capture,
+			keyedTools(flowlakeTool(flBin, flOrigin, flMissing), keys, true)))
 	})
 	if len(reports) == 0 {
 		return
