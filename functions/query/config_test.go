@@ -131,6 +131,22 @@ func TestPublicLinks(t *testing.T) {
 		e.apiErr("GET", "/api/v1/communications/"+aPost[0], pub.Token, nil, 404, "not_found", "not in the shared view")
 	}
 	e.call("GET", "/api/v1/communications/"+want[0], pub.Token, nil, 200, nil)
+	// With a ts hint, right or wrong, the check against the view holds:
+	// rows of the view are found, rows outside it are not.
+	tsOf := func(id string) string {
+		var ts time.Time
+		if err := e.db.QueryRow("SELECT ts FROM http WHERE id = ?", id).Scan(&ts); err != nil {
+			t.Fatal(err)
+		}
+		return ts.UTC().Format(time.RFC3339Nano)
+	}
+	for _, ts := range []string{tsOf(want[0]), "2001-01-01T00:00:00Z", e.to.Add(-time.Minute).Format(time.RFC3339)} {
+		e.call("GET", "/api/v1/communications/"+want[0]+"?ts="+url.QueryEscape(ts), pub.Token, nil, 200, nil)
+	}
+	e.apiErr("GET", "/api/v1/communications/"+bPost[0]+"?ts="+url.QueryEscape(tsOf(bPost[0])), pub.Token, nil, 404, "not_found", "")
+	if len(aPost) > 0 {
+		e.apiErr("GET", "/api/v1/communications/"+aPost[0]+"?ts="+url.QueryEscape(tsOf(aPost[0])), pub.Token, nil, 404, "not_found", "not in the shared view")
+	}
 	e.apiErr("GET", "/api/v1/communications/"+want[0]+"/pcap", pub.Token, nil, 403, "forbidden", "public link")
 	var m lakequery.MapResult
 	e.call("GET", "/api/v1/map", pub.Token, nil, 200, &m)

@@ -85,9 +85,25 @@ var sorts = []string{"ts", "-ts", "duration_us", "-duration_us", "status", "-sta
 func parseTime(name, v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, badRequest("%s=%q is not an RFC 3339 time (like 2024-01-02T15:04:05Z or 2024-01-02T15:04:05.123+01:00)", name, v)
+		hint := ""
+		if strings.Contains(v, " ") {
+			hint = "; a + in a URL query reads as a space: send it as %2B"
+		}
+		return time.Time{}, badRequest("%s=%q is not an RFC 3339 time (like 2024-01-02T15:04:05Z or 2024-01-02T15:04:05.123+01:00)%s", name, v, hint)
 	}
 	return t.UTC(), nil
+}
+
+// lookupHint reads the optional ts parameter of the routes of one exchange:
+// the exchange's timestamp (as the list returned it), which makes the
+// lookup read the lake partition around it first. A malformed ts is a 400;
+// a wrong one only makes the lookup slower.
+func lookupHint(r *http.Request) (time.Time, error) {
+	v := r.URL.Query().Get("ts")
+	if v == "" {
+		return time.Time{}, nil
+	}
+	return parseTime("ts", v)
 }
 
 // dataRequest reads the parameters of a data route: from, to, q, and the
@@ -226,35 +242,66 @@ func (s *Server) communications(w http.ResponseWriter, r *http.Request, p *auth.
 }
 
 // checkLinkID makes sure a public link visitor asks for an exchange of the
-// view: one that its filter and window select.
-func (s *Server) checkLinkID(r *http.Request, p *auth.Principal, req lakequery.Request, id string) error {
+// view: one that its filter and window select. With a hint (not zero),
+// the part of the window within lakequery.HintSlack of it is searched
+// first, then, if the id is not there, the whole window.
+func (s *Server) checkLinkID(r *http.Request, p *auth.Principal, req lakequery.Request, id string, hint time.Time) error {
 	if p.Kind != auth.KindLink {
 		return nil
 	}
 	req.Q = andQ(req.Q, "id = "+quote(id))
 	req.Limit = 1
-	page, err := s.eng.Communications(r.Context(), req)
-	if err != nil {
-		return err
+	reqs := []lakequery.Request{req}
+	if !hint.IsZero() {
+		near := req
+		near.From = later(req.From, hint.Add(-lakequery.HintSlack))
+		near.To = earlier(req.To, hint.Add(lakequery.HintSlack+time.Microsecond))
+		if near.From.Before(near.To) {
+			reqs = []lakequery.Request{near, req}
+		}
 	}
-	if len(page.Items) == 0 {
-		return fmt.Errorf("%w: no exchange %q in the shared view", lakequery.ErrNotFound, id)
+	for _, q := range reqs {
+		page, err := s.eng.Communications(r.Context(), q)
+		if err != nil {
+			return err
+		}
+		if len(page.Items) > 0 {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("%w: no exchange %q in the shared view", lakequery.ErrNotFound, id)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func (s *Server) communication(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	id := r.PathValue("id")
+	hint, err := lookupHint(r)
+	if err != nil {
+		return err
+	}
 	if p.Kind == auth.KindLink {
 		req, err := s.dataRequest(r, p, nil)
 		if err != nil {
 			return err
 		}
-		if err := s.checkLinkID(r, p, req, id); err != nil {
+		if err := s.checkLinkID(r, p, req, id, hint); err != nil {
 			return err
 		}
 	}
-	res, err := s.eng.Communication(r.Context(), id, p.Scope)
+	res, err := s.eng.Communication(r.Context(), id, p.Scope, hint)
 	if err != nil {
 		return err
 	}
@@ -264,16 +311,20 @@ func (s *Server) communication(w http.ResponseWriter, r *http.Request, p *auth.P
 
 func (s *Server) pcap(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	id := r.PathValue("id")
+	hint, err := lookupHint(r)
+	if err != nil {
+		return err
+	}
 	// Buffered, so that an error is still a JSON answer.
 	var buf bytes.Buffer
-	if err := s.eng.PCAP(r.Context(), id, p.Scope, &buf); err != nil {
+	if err := s.eng.PCAP(r.Context(), id, p.Scope, hint, &buf); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/vnd.tcpdump.pcap")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="flowlake-%s.pcap"`, safeName(id)))
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusOK)
-	_, err := buf.WriteTo(w)
+	_, err = buf.WriteTo(w)
 	return err
 }
 
@@ -358,7 +409,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *auth.Principal
 	if in.Username == "" || in.Password == "" {
 		return badRequest("username and password are required")
 	}
-	sess, err := s.auth.Login(r.Context(), in.Username, in.Password)
+	// The client address of the throttle: the connection's peer, or the
+	// Lambda event's sourceIp (see lambdaRequest); never X-Forwarded-For.
+	sess, err := s.auth.Login(r.Context(), in.Username, in.Password, r.RemoteAddr)
 	if err != nil {
 		return err
 	}

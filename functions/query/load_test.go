@@ -103,7 +103,7 @@ func TestLoad(t *testing.T) {
 	}
 	tokens := map[string]string{}
 	for _, u := range []string{"admin", "alice", "bob"} {
-		sess, err := svc.Login(ctx, u, u+"-password")
+		sess, err := svc.Login(ctx, u, u+"-password", "")
 		if err != nil {
 			t.Fatal(err)
 		}

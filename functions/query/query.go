@@ -14,6 +14,14 @@
 // {"error", "code", "pos"} (pos only for filter errors). Nothing logged
 // contains a password, token or API key: request lines name the route
 // pattern, not the URL (public link URLs hold a token).
+//
+// Password logins are throttled per username and per client address
+// (package auth, per process; 429 with Retry-After). The address is
+// r.RemoteAddr: the connection's peer under `flowlake serve`, and the
+// event's requestContext.http.sourceIp under Lambda (set by AWS, see
+// [Server.HandleLambda]). X-Forwarded-For, which any client can write, is
+// not used; so behind a reverse proxy in front of `flowlake serve`, all
+// clients share the proxy's address and its limit.
 package query
 
 import (
@@ -23,8 +31,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,11 +48,13 @@ type Engine interface {
 	Map(ctx context.Context, r lakequery.Request) (*lakequery.MapResult, error)
 	Timeline(ctx context.Context, r lakequery.Request) (*lakequery.TimelineResult, error)
 	Communications(ctx context.Context, r lakequery.Request) (*lakequery.Page, error)
-	Communication(ctx context.Context, id string, scope []string) (*lakequery.Detail, error)
+	// Communication and PCAP look id up around hint first when it is not
+	// zero (the exchange's ts, from the ts parameter).
+	Communication(ctx context.Context, id string, scope []string, hint time.Time) (*lakequery.Detail, error)
 	Sequence(ctx context.Context, r lakequery.Request) (*lakequery.SequenceResult, error)
 	Status(ctx context.Context, r lakequery.Request) (*lakequery.StatusResult, error)
 	Fields() []filter.Field
-	PCAP(ctx context.Context, id string, scope []string, w io.Writer) error
+	PCAP(ctx context.Context, id string, scope []string, hint time.Time, w io.Writer) error
 	HAR(ctx context.Context, r lakequery.Request, w io.Writer) error
 }
 
@@ -272,6 +284,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, pattern string, er
 		w.Header().Set("WWW-Authenticate", `Bearer realm="flowlake"`)
 	case errors.Is(err, auth.ErrForbidden):
 		status, code = http.StatusForbidden, "forbidden"
+	case errors.Is(err, auth.ErrThrottled):
+		status, code = http.StatusTooManyRequests, "too_many_requests"
+		var te *auth.ThrottledError
+		if errors.As(err, &te) {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(te.RetryAfter.Seconds())), 10))
+		}
 	case errors.Is(err, auth.ErrNotFound), errors.Is(err, lakequery.ErrNotFound):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, auth.ErrInvalid), errors.Is(err, auth.ErrConflict), errors.Is(err, lakequery.ErrBadRequest), errors.Is(err, errBadParam):

@@ -208,7 +208,7 @@ func TestUnauthenticated(t *testing.T) {
 	if _, _, err := other.Bootstrap(t.Context(), "admin-password"); err != nil {
 		t.Fatal(err)
 	}
-	otherSess, err := other.Login(t.Context(), "admin", "admin-password")
+	otherSess, err := other.Login(t.Context(), "admin", "admin-password", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,21 @@
 //     links: signed, expiring URLs scoped to one saved view, optionally
 //     guarded by a one-time password.
 //
+// Password logins are throttled ([LoginLimits]): after 5 failures for one
+// username (known or not, so that the answer tells nothing about which
+// users exist) or 20 from one client address within 15 minutes, further
+// attempts for that username or from that address are refused with
+// [ErrThrottled] (HTTP 429, with when to retry) without their password
+// being checked, until 15 minutes after the first failure; a successful
+// login resets the username's count. The throttle is in memory and per
+// process: each `flowlake serve` process and each Lambda instance has its
+// own, so it bounds the guessing rate per instance (N instances allow N
+// times as many guesses), not globally; it tracks a bounded number of
+// usernames and addresses, forgetting the least recently failed beyond
+// it. The client address is the one the HTTP layer passes (the peer of the
+// connection, or a Lambda event's requestContext sourceIp, never a
+// client-supplied X-Forwarded-For).
+//
 // Passwords, API keys and one-time link passwords are stored as argon2id
 // hashes (PHC strings). All state lives in the object store under config/
 // (keys from package keys), one JSON document per user, team, service
@@ -141,6 +156,9 @@ type Config struct {
 	CacheTTL time.Duration
 	// OIDC enables login through an OpenID Connect provider.
 	OIDC *OIDCConfig
+	// LoginLimits throttles failed password logins (per process; see
+	// [Service.Login]); the zero value picks the defaults.
+	LoginLimits LoginLimits
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives warnings; nil means slog.Default(). Passwords, tokens
@@ -160,6 +178,7 @@ type Service struct {
 	log      *slog.Logger
 	cache    *docCache
 	oidc     *oidcClient
+	throttle *throttle
 }
 
 // New returns the service over cfg.Store, loading (or creating, once for
@@ -186,6 +205,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		ttl = DefaultCacheTTL
 	}
 	s.cache = newDocCache(ttl, s.now)
+	s.throttle = newThrottle(cfg.LoginLimits, s.now)
 	key := cfg.SigningKey
 	if key == nil {
 		var err error

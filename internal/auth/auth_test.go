@@ -78,7 +78,7 @@ func setup(t *testing.T) *fixture {
 
 func (f *fixture) login(t *testing.T, user, pw string) (*Session, *Principal) {
 	t.Helper()
-	sess, err := f.s.Login(t.Context(), user, pw)
+	sess, err := f.s.Login(t.Context(), user, pw, "")
 	if err != nil {
 		t.Fatalf("Login(%s): %v", user, err)
 	}
@@ -148,7 +148,7 @@ func TestLoginAndScope(t *testing.T) {
 	for _, tc := range []struct{ user, pw string }{
 		{"alice", "wrong-password"}, {"nobody", "alice-password"}, {"alice", ""}, {"", "x"}, {"../admin", "admin-password"},
 	} {
-		_, err := f.s.Login(ctx, tc.user, tc.pw)
+		_, err := f.s.Login(ctx, tc.user, tc.pw, "")
 		wantErr(t, fmt.Sprintf("Login(%q, %q)", tc.user, tc.pw), err, ErrUnauthorized)
 	}
 }
@@ -273,7 +273,7 @@ func TestSigningKeyShared(t *testing.T) {
 	if _, _, err := svcs[0].Bootstrap(t.Context(), "admin-password"); err != nil {
 		t.Fatal(err)
 	}
-	sess, err := svcs[1].Login(t.Context(), "admin", "admin-password")
+	sess, err := svcs[1].Login(t.Context(), "admin", "admin-password", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestBootstrap(t *testing.T) {
 	if err != nil || !created || len(pw) < 16 {
 		t.Fatalf("Bootstrap = %q, %v, %v; want a generated password", pw, created, err)
 	}
-	if _, err := s.Login(ctx, "admin", pw); err != nil {
+	if _, err := s.Login(ctx, "admin", pw, ""); err != nil {
 		t.Errorf("generated password refused: %v", err)
 	}
 	// Never again: not on a second start, whatever the environment says.
@@ -340,7 +340,7 @@ func TestBootstrap(t *testing.T) {
 	if err != nil || created || pw2 != "" {
 		t.Errorf("second Bootstrap = %q, %v, %v; want nothing", pw2, created, err)
 	}
-	if _, err := s.Login(ctx, "admin", "another-password"); err == nil {
+	if _, err := s.Login(ctx, "admin", "another-password", ""); err == nil {
 		t.Error("second Bootstrap changed the password")
 	}
 	// Concurrent first starts: one creates.

@@ -107,14 +107,24 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (generated str
 }
 
 // Login checks a user's password and returns a session. Unknown users and
-// wrong passwords get the same error and take the same time.
-func (s *Service) Login(ctx context.Context, username, password string) (*Session, error) {
+// wrong passwords get the same error and take the same time. client is
+// the caller's address as the HTTP layer knows it (host:port or an IP;
+// see [ClientKey]; "" exempts the attempt from the address limit). Failed
+// attempts are throttled per username and per address ([LoginLimits]):
+// beyond the limits an attempt is refused with a *[ThrottledError]
+// (wrapping [ErrThrottled]) before its password is checked.
+func (s *Service) Login(ctx context.Context, username, password, client string) (*Session, error) {
 	fail := fmt.Errorf("%w: wrong username or password", ErrUnauthorized)
 	if username == "" || password == "" {
 		return nil, fmt.Errorf("%w: username and password are required", ErrUnauthorized)
 	}
+	at, err := s.throttle.begin(username, ClientKey(client))
+	if err != nil {
+		return nil, err
+	}
+	outcome := aborted
+	defer func() { at.done(outcome) }()
 	var u User
-	var err error
 	if validName("user", username) == nil {
 		u, _, err = read[User](ctx, s.st, userKey(username))
 	} else {
@@ -122,6 +132,7 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Sessio
 	}
 	if errors.Is(err, ErrNotFound) || err == nil && u.PasswordHash == "" {
 		_, _ = checkSecret(ctx, dummyHash, password)
+		outcome = failed
 		return nil, fail
 	}
 	if err != nil {
@@ -132,8 +143,10 @@ func (s *Service) Login(ctx context.Context, username, password string) (*Sessio
 		return nil, fmt.Errorf("user %q: %w", username, err)
 	}
 	if !ok {
+		outcome = failed
 		return nil, fail
 	}
+	outcome = succeeded
 	return s.session(KindUser, u.Username, u.Role, u.Teams)
 }
 

@@ -131,7 +131,8 @@ func TestBenchQuery(t *testing.T) {
 			strings.Join(summaryColumns, ", "), win, where)
 	}
 	var someID string
-	if err := db.QueryRow(`SELECT id FROM http WHERE ` + win + ` ORDER BY id LIMIT 1 OFFSET 12345`).Scan(&someID); err != nil {
+	var someTS int64
+	if err := db.QueryRow(`SELECT id, epoch_us(ts) FROM http WHERE `+win+` ORDER BY id LIMIT 1 OFFSET 12345`).Scan(&someID, &someTS); err != nil {
 		t.Fatal(err)
 	}
 	req := func(q string) Request { return Request{From: from, To: to, Q: q, Limit: 100} }
@@ -163,12 +164,20 @@ func TestBenchQuery(t *testing.T) {
 			return len(p.Items), err
 		}, searchSQL(`status = 503 AND duration_us > 20000`)},
 		{"detail by id (whole lake, newest first)", func() (int, error) {
-			d, err := eng.Communication(ctx, someID, nil)
+			d, err := eng.Communication(ctx, someID, nil, time.Time{})
 			if err != nil {
 				return 0, err
 			}
 			return len(d.ReqHeaders), nil
 		}, fmt.Sprintf(`SELECT * FROM http WHERE id = '%s'`, someID)},
+		{"detail by id, hinted with its ts (list/UI path)", func() (int, error) {
+			d, err := eng.Communication(ctx, someID, nil, time.UnixMicro(someTS))
+			if err != nil {
+				return 0, err
+			}
+			return len(d.ReqHeaders), nil
+		}, fmt.Sprintf(`SELECT * FROM http WHERE id = '%s' AND ts BETWEEN make_timestamp(%d) AND make_timestamp(%d)`,
+			someID, someTS-HintSlack.Microseconds(), someTS+HintSlack.Microseconds())},
 	}
 	runs := 7
 	if v := os.Getenv("FLOWLAKE_BENCH_RUNS"); v != "" {

@@ -538,10 +538,10 @@ func TestScopeIsolation(t *testing.T) {
 	}
 	// An id of another agent is not found, nor its pcap.
 	other := sqlIDs(t, l.db, "agent = 'agent-a'", l.synthFrom, l.synthTo, "ts DESC", 1)[0]
-	if _, err := e.Communication(ctx, other, []string{"agent-b"}); err == nil {
+	if _, err := e.Communication(ctx, other, []string{"agent-b"}, time.Time{}); err == nil {
 		t.Errorf("detail of agent-a's %s visible in scope agent-b", other)
 	}
-	d, err := e.Communication(ctx, other, []string{"agent-a"})
+	d, err := e.Communication(ctx, other, []string{"agent-a"}, time.Time{})
 	if err != nil || d.ID != other {
 		t.Errorf("detail of %s in its own scope: %v, %v", other, d, err)
 	}
@@ -583,7 +583,7 @@ func TestDetail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.Communication(ctx, id, nil)
+	d, err := e.Communication(ctx, id, nil, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +596,7 @@ func TestDetail(t *testing.T) {
 	if d.TCP == nil || d.TCP.ID != tcpID || d.TCP.PacketsC2S == 0 {
 		t.Errorf("tcp facts %+v", d.TCP)
 	}
-	if _, err := e.Communication(ctx, "no-such-id", nil); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, err := e.Communication(ctx, "no-such-id", nil, time.Time{}); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("unknown id: %v", err)
 	}
 }
@@ -769,7 +769,7 @@ func TestS3MatchesLocal(t *testing.T) {
 	if len(pl.Items) != 200 || fmt.Sprint(pl) != fmt.Sprint(ps) {
 		t.Errorf("communications from S3 differ from local (%d and %d items)", len(pl.Items), len(ps.Items))
 	}
-	d, err := es.Communication(ctx, ps.Items[7].ID, nil)
+	d, err := es.Communication(ctx, ps.Items[7].ID, nil, time.Time{})
 	if err != nil || d.ReqHeaders == nil || d.ID != ps.Items[7].ID {
 		t.Errorf("detail from S3: %v %v", d, err)
 	}

@@ -66,8 +66,15 @@ func TestPCAPFromSegments(t *testing.T) {
 	orig := testcap.Path(t, name)
 	for _, it := range page.Items {
 		var buf bytes.Buffer
-		if err := e.PCAP(ctx, it.ID, nil, &buf); err != nil {
+		if err := e.PCAP(ctx, it.ID, nil, time.Time{}, &buf); err != nil {
 			t.Fatalf("pcap of %s: %v", it.ID, err)
+		}
+		// With the exchange's ts as a hint, and with a wrong one: the same file.
+		for _, hint := range []time.Time{it.TS.Time, it.TS.Add(-3 * time.Hour)} {
+			var hinted bytes.Buffer
+			if err := e.PCAP(ctx, it.ID, nil, hint, &hinted); err != nil || !bytes.Equal(hinted.Bytes(), buf.Bytes()) {
+				t.Errorf("pcap of %s with hint %s: %v, %d bytes, want %d", it.ID, hint, err, hinted.Len(), buf.Len())
+			}
 		}
 		file := filepath.Join(t.TempDir(), "x.pcap")
 		if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
@@ -76,7 +83,7 @@ func TestPCAPFromSegments(t *testing.T) {
 		// Every packet of the file belongs to the connection, and the
 		// original capture has exactly as many of it in the connection's
 		// time.
-		d, err := e.Communication(ctx, it.ID, nil)
+		d, err := e.Communication(ctx, it.ID, nil, time.Time{})
 		if err != nil || d.TCP == nil {
 			t.Fatalf("detail %s: %v %+v", it.ID, err, d)
 		}
@@ -96,10 +103,10 @@ func TestPCAPFromSegments(t *testing.T) {
 		}
 	}
 	// Unknown ids and ids outside the scope are not found.
-	if err := e.PCAP(ctx, "nope", nil, &bytes.Buffer{}); err == nil {
+	if err := e.PCAP(ctx, "nope", nil, time.Time{}, &bytes.Buffer{}); err == nil {
 		t.Error("pcap of an unknown id")
 	}
-	if err := e.PCAP(ctx, page.Items[0].ID, []string{"someone-else"}, &bytes.Buffer{}); err == nil {
+	if err := e.PCAP(ctx, page.Items[0].ID, []string{"someone-else"}, time.Time{}, &bytes.Buffer{}); err == nil {
 		t.Error("pcap outside scope")
 	}
 }

@@ -44,8 +44,10 @@ type conn struct {
 // tcp.MaxInputs), else the segments of its agent that
 // parse_status says cover its time. ErrNotFound when the id is unknown or
 // outside scope, or when no segment holding its packets is in the store.
-func (e *Engine) PCAP(ctx context.Context, id string, scope []string, w io.Writer) error {
-	c, err := e.connOf(ctx, id, scope)
+// hint, when not zero, is the exchange's (or connection's) ts, as for
+// Communication: the lookup of id searches around it first.
+func (e *Engine) PCAP(ctx context.Context, id string, scope []string, hint time.Time, w io.Writer) error {
+	c, err := e.connOf(ctx, id, scope, hint)
 	if err != nil {
 		return err
 	}
@@ -64,29 +66,30 @@ func (e *Engine) PCAP(ctx context.Context, id string, scope []string, w io.Write
 	return e.writePCAP(ctx, c, segs, w)
 }
 
-// connOf finds the connection of an exchange id or of a TCP connection id.
-func (e *Engine) connOf(ctx context.Context, id string, scope []string) (*conn, error) {
+// connOf finds the connection of an exchange id or of a TCP connection id,
+// searching around hint first (see Communication).
+func (e *Engine) connOf(ctx context.Context, id string, scope []string, hint time.Time) (*conn, error) {
 	if id == "" || len(id) > 256 || (scope != nil && len(scope) == 0) {
 		return nil, fmt.Errorf("%w: communication %q", ErrNotFound, id)
 	}
-	from, to := e.allTime()
+	wins := e.idWindows(hint)
 	var tcpID string
 	var ts int64
-	ok, err := e.findFirst(ctx, httpTable, from, to, and(idEq("id", id), scopeExpr(scope)), []string{"tcp_id", "ts"}, func(b *batch, r int) {
+	ok, err := e.findIn(ctx, httpTable, wins, and(idEq("id", id), scopeExpr(scope)), []string{"tcp_id", "ts"}, func(b *batch, r int) {
 		tcpID, ts = strings.Clone(b.col("tcp_id").str(r)), b.col("ts").int(r)
 	})
 	if err != nil {
 		return nil, err
 	}
 	if ok {
-		from, to = ts-connLookback.Microseconds(), ts+1
+		wins = connWindows(ts)
 	} else {
-		tcpID = id
+		tcpID = id // a TCP connection id: its own ts is the hint
 	}
 	var c *conn
 	var perr error
 	cols := []string{"id", "agent", "ts", "ts_end", "client_ip", "client_port", "server_ip", "server_port", "segments"}
-	found, err := e.findFirst(ctx, tcpTable, from, to, and(idEq("id", tcpID), scopeExpr(scope)), cols, func(b *batch, r int) {
+	found, err := e.findIn(ctx, tcpTable, wins, and(idEq("id", tcpID), scopeExpr(scope)), cols, func(b *batch, r int) {
 		cl, err1 := netip.ParseAddr(b.col("client_ip").str(r))
 		sv, err2 := netip.ParseAddr(b.col("server_ip").str(r))
 		if perr = errors.Join(err1, err2); perr != nil {

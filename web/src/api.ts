@@ -440,11 +440,16 @@ export class Api {
       signal,
     });
   }
-  communication(id: string, signal?: AbortSignal): Promise<Detail> {
-    return this.json('GET', `/api/v1/communications/${encodeURIComponent(id)}`, { signal });
+  /**
+   * The detail of exchange id. ts, the exchange's ts as a list or sequence returned it, is a hint that lets the
+   * server read only the lake partition around it (a wrong or missing one is only slower).
+   */
+  communication(id: string, ts?: string, signal?: AbortSignal): Promise<Detail> {
+    return this.json('GET', `/api/v1/communications/${encodeURIComponent(id)}`, { params: { ts: ts || undefined }, signal });
   }
-  async pcap(id: string): Promise<Blob> {
-    const res = await this.raw('GET', `/api/v1/communications/${encodeURIComponent(id)}/pcap`);
+  /** The pcap of exchange id's TCP connection; ts as for communication. */
+  async pcap(id: string, ts?: string): Promise<Blob> {
+    const res = await this.raw('GET', `/api/v1/communications/${encodeURIComponent(id)}/pcap`, { params: { ts: ts || undefined } });
     return res.blob();
   }
   async har(sel: Selection): Promise<Blob> {

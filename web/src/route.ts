@@ -38,6 +38,8 @@ export interface ExploreState {
   q: string;
   tab: Tab;
   sel: string;
+  /** The selected exchange's ts as the API returned it: a lookup hint for its detail ('' or absent: none). */
+  at?: string;
   sort: Sort;
   /** true when the URL named no window at all (the UI may jump to the data). */
   defaulted: boolean;
@@ -79,6 +81,7 @@ export function exploreFromParams(p: URLSearchParams, now: number): ExploreState
     q: p.get('q') ?? '',
     tab,
     sel: p.get('sel') ?? '',
+    at: (p.get('sel') && p.get('at')) || undefined,
     sort,
     defaulted: !fromS && !toS && !rel,
   };
@@ -90,6 +93,7 @@ export function exploreToParams(s: Omit<ExploreState, 'defaulted'>): Record<stri
     q: s.q || undefined,
     tab: s.tab === 'map' ? undefined : s.tab,
     sel: s.sel || undefined,
+    ...(s.sel && s.at ? { at: s.at } : {}),
     sort: s.sort === '-ts' ? undefined : s.sort,
   };
 }

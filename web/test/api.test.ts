@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Api, ApiError, buildUrl, errorFrom, listOf } from '../src/api';
 import { parseConfig } from '../src/config';
+import { exploreFromParams, exploreToParams, formatHash, parseHash } from '../src/route';
 import { parseTs } from '../src/time';
 
 interface Seen {
@@ -79,6 +80,29 @@ describe('Api', () => {
     expect(new URL(seen[0].url, 'http://x').searchParams.get('scope')).toBe('team');
     expect(JSON.parse(seen[0].init.body as string)).toEqual({ positions: { '10.0.0.1': { x: 1, y: 2 } } });
   });
+  it('passes the exchange ts as the lookup hint of detail and pcap', async () => {
+    const seen: Seen[] = [];
+    const api = new Api({ base: 'http://h:1', token: () => 't', fetch: fakeFetch(200, '{}', seen, 'application/octet-stream') });
+    const ts = '2024-05-01T12:17:59.995801Z';
+    await api.communication('h/1 x', ts);
+    await api.communication('h/1 x');
+    await api.pcap('h2', ts);
+    await api.pcap('h2', '');
+    const urls = seen.map((s) => new URL(s.url));
+    expect(urls[0].pathname).toBe('/api/v1/communications/h%2F1%20x');
+    expect(urls[0].searchParams.get('ts')).toBe(ts);
+    expect(urls[0].search).toBe('?ts=2024-05-01T12%3A17%3A59.995801Z');
+    expect(urls[1].search).toBe('');
+    expect(urls[2].pathname).toBe('/api/v1/communications/h2/pcap');
+    expect(urls[2].searchParams.get('ts')).toBe(ts);
+    expect(urls[3].search).toBe('');
+  });
+  it('keeps an offset ts intact (a + must not become a space)', async () => {
+    const seen: Seen[] = [];
+    const api = new Api({ base: 'http://h:1', token: () => 't', fetch: fakeFetch(200, '{}', seen) });
+    await api.communication('x', '2024-05-01T14:17:59.995801+02:00');
+    expect(new URL(seen[0].url).searchParams.get('ts')).toBe('2024-05-01T14:17:59.995801+02:00');
+  });
   it('accepts empty 204 answers', async () => {
     const api = new Api({ base: '', token: () => 't', fetch: fakeFetch(204, '', []) });
     await expect(api.deleteView('v1')).resolves.toBeUndefined();
@@ -104,5 +128,20 @@ describe('listOf and config', () => {
     expect(parseConfig({})).toEqual({ api_base: '' });
     expect(parseConfig(null)).toEqual({ api_base: '' });
     expect(() => parseConfig({ api_base: 'ftp://x' })).toThrow(/api_base/);
+  });
+});
+
+describe('explore route', () => {
+  const now = parseTs('2024-05-01T13:00:00Z');
+  it('keeps the selected exchange ts (the detail lookup hint) with the selection', () => {
+    const hash = formatHash(['explore'], exploreToParams({ ...exploreFromParams(new URLSearchParams(), now), sel: 'h1', at: '2024-05-01T12:17:59.995801Z', tab: 'detail' }));
+    const st = exploreFromParams(parseHash(hash).params, now);
+    expect(st.sel).toBe('h1');
+    expect(st.at).toBe('2024-05-01T12:17:59.995801Z');
+  });
+  it('drops the ts when nothing is selected', () => {
+    const p = exploreToParams({ ...exploreFromParams(new URLSearchParams(), now), sel: '', at: '2024-05-01T12:17:59.995801Z' });
+    expect(p.at).toBeUndefined();
+    expect(exploreFromParams(new URLSearchParams('at=2024-05-01T12:17:59Z'), now).at).toBeUndefined();
   });
 });

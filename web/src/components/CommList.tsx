@@ -18,7 +18,8 @@ interface Props {
   sort: Sort;
   onSort: (s: Sort) => void;
   sel: string;
-  onSelect: (id: string) => void;
+  /** Called with the exchange's id and ts (the detail's lookup hint). */
+  onSelect: (id: string, ts: string) => void;
   /** Show the date in the time column (windows longer than a day). */
   showDate?: boolean;
 }
@@ -98,15 +99,15 @@ export function CommList({ items, hasMore, loadingMore, onMore, sort, onSort, se
         next = items.length - 1;
         break;
       case 'Enter':
-        if (idx >= 0) onSelect(items[idx].id);
-        else onSelect(items[0].id);
+        if (idx >= 0) onSelect(items[idx].id, items[idx].ts);
+        else onSelect(items[0].id, items[0].ts);
         e.preventDefault();
         return;
       default:
         return;
     }
     e.preventDefault();
-    onSelect(items[next].id);
+    onSelect(items[next].id, items[next].ts);
   };
 
   const r = visibleRange(scroll, vh, ROW, items.length);
@@ -149,7 +150,7 @@ export function CommList({ items, hasMore, loadingMore, onMore, sort, onSort, se
             class={`row ${s.id === sel ? 'selected' : ''} ${s.complete ? '' : 'incomplete'}`}
             data-id={s.id}
             onClick={() => {
-              onSelect(s.id);
+              onSelect(s.id, s.ts);
               box.current?.focus();
             }}
           >

@@ -12,6 +12,8 @@ import { statusClass } from './CommList';
 
 interface Props {
   id: string;
+  /** The exchange's ts as the list or sequence returned it: the server's lookup hint ('' or absent: none). */
+  ts?: string;
   fields: Field[];
   onClose: () => void;
   onFilter: (clause: string) => void;
@@ -65,9 +67,9 @@ function KV({ rows }: { rows: [string, unknown][] }) {
   );
 }
 
-export function Detail({ id, fields, onClose, onFilter }: Props) {
+export function Detail({ id, ts, fields, onClose, onFilter }: Props) {
   const { api, readOnly } = useApp();
-  const st = useAsync((signal) => api.communication(id, signal), [id]);
+  const st = useAsync((signal) => api.communication(id, ts, signal), [id]);
   const [dlError, setDlError] = useState<Error | undefined>();
   const [busy, setBusy] = useState('');
   useEffect(() => setDlError(undefined), [id]);
@@ -78,7 +80,7 @@ export function Detail({ id, fields, onClose, onFilter }: Props) {
     setBusy(kind);
     setDlError(undefined);
     try {
-      if (kind === 'pcap') saveBlob(await api.pcap(d.id), `flowlake-${d.id}.pcap`);
+      if (kind === 'pcap') saveBlob(await api.pcap(d.id, d.ts), `flowlake-${d.id}.pcap`);
       else saveBlob(await api.har(exchangeSelection(d, fields)), `flowlake-${d.id}.har`);
     } catch (e) {
       setDlError(e as Error);

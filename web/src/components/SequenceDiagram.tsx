@@ -3,12 +3,13 @@
 
 import type { Sequence } from '../api';
 import { callClass, layoutSequence } from '../sequence';
-import { formatDuration } from '../time';
+import { formatDuration, formatTs } from '../time';
 
 interface Props {
   data: Sequence;
   sel: string;
-  onSelect: (id: string) => void;
+  /** Called with the call's id and ts (the detail's lookup hint). */
+  onSelect: (id: string, ts: string) => void;
 }
 
 export function SequenceDiagram({ data, sel, onSelect }: Props) {
@@ -44,7 +45,7 @@ export function SequenceDiagram({ data, sel, onSelect }: Props) {
               data-testid="seq-call"
               data-label={c.label}
               data-ts={c.ts}
-              onClick={() => onSelect(c.id)}
+              onClick={() => onSelect(c.id, formatTs(c.ts))}
             >
               <rect class="hit" x="0" y={c.y - 18} width={l.width} height="32" />
               <text x="8" y={c.y + 2} class="offset">

@@ -354,7 +354,7 @@ export function Explore({ params, path, lockedQ }: Props) {
               sort={st.sort}
               onSort={(sort: Sort) => go({ sort })}
               sel={st.sel}
-              onSelect={(id) => go({ sel: id, tab: 'detail' }, st.tab === 'detail')}
+              onSelect={(id, at) => go({ sel: id, at, tab: 'detail' }, st.tab === 'detail')}
               showDate={win.to - win.from > DAY || new Date(win.from / 1000).getUTCDate() !== new Date(win.to / 1000).getUTCDate()}
             />
           )}
@@ -399,11 +399,11 @@ export function Explore({ params, path, lockedQ }: Props) {
                     {seq.data.calls.length} calls between {seq.data.participants.length} participants
                     {seq.data.calls.length >= 200 ? ' (first 200: narrow the window or the filter)' : ''} · click a call for its detail
                   </div>
-                  <SequenceDiagram data={seq.data} sel={st.sel} onSelect={(id) => go({ sel: id, tab: 'detail' })} />
+                  <SequenceDiagram data={seq.data} sel={st.sel} onSelect={(id, at) => go({ sel: id, at, tab: 'detail' })} />
                 </>
               ))}
             {st.tab === 'detail' && st.sel && (
-              <Detail id={st.sel} fields={fieldList} onClose={() => go({ sel: '', tab: 'map' })} onFilter={addFilter} />
+              <Detail id={st.sel} ts={st.at} fields={fieldList} onClose={() => go({ sel: '', tab: 'map' })} onFilter={addFilter} />
             )}
           </div>
         </section>
