@@ -54,15 +54,24 @@ func (p *Pipeline) writeOutputs(ctx context.Context, s keys.Stream, seq uint64, 
 // (normal parse takes it from there) and returns how many it parsed.
 //
 // Segments whose lake files the compactor already merged fail with
-// ErrCompacted. A reparse racing the normal parse of the next segment of
-// the same stream can let that segment start from the old checkpoint; run
-// it when the stream is quiet or rely on the next reparse.
+// ErrCompacted.
+//
+// Open-ended (to == 0), it chases a live stream: a segment that is indexed
+// but not committed when the reparse reaches it may be in a normal parse
+// that read the checkpoint before the reparse replaced it, so the reparse
+// waits for its commit (up to Config.WaitPredecessor) and parses it again.
+// A segment indexed after the reparse looked reads the new checkpoint.
 func (p *Pipeline) Reparse(ctx context.Context, s keys.Stream, from, to uint64) (int, error) {
 	n := 0
 	for seq := from; to == 0 || seq <= to; seq++ {
 		done, err := p.exists(ctx, keys.State(s, seq))
 		if err != nil {
 			return n, fmt.Errorf("reparse %s seq %d: %w", s, seq, err)
+		}
+		if !done && to == 0 && seq > from {
+			if done, err = p.inFlight(ctx, s, seq); err != nil {
+				return n, fmt.Errorf("reparse %s seq %d: %w", s, seq, err)
+			}
 		}
 		if !done {
 			break
@@ -102,6 +111,17 @@ func (p *Pipeline) Reparse(ctx context.Context, s keys.Stream, from, to uint64) 
 		n++
 	}
 	return n, nil
+}
+
+// inFlight tells whether segment seq of s, not committed, is being parsed
+// and commits within Config.WaitPredecessor: it is indexed (its parse
+// started or waits for its predecessor) and its checkpoint comes.
+func (p *Pipeline) inFlight(ctx context.Context, s keys.Stream, seq uint64) (bool, error) {
+	if ok, err := p.exists(ctx, keys.SegmentIndex(s, seq)); err != nil || !ok {
+		return false, err
+	}
+	ckpt, err := p.waitCheckpoint(ctx, s, seq)
+	return ckpt != nil, err
 }
 
 // outputs returns the lake keys the last parse of segment seq wrote, and

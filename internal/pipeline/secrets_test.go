@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -204,27 +205,14 @@ func checkNoSecrets(t *testing.T, st store.Store, lines []byte) {
 // before the one with its ClientHello, and the lake is the same as one run
 // with all keys: parse carries a secrets object's keys one segment on.
 func TestSecretsOneSegmentEarly(t *testing.T) {
-	certs := tlstest.NewCerts(t)
-	xs := []tlstest.HTTPExchange{{Method: "GET", Path: "/a"}, {Method: "POST", Path: "/b", Body: "x=1"}, {Method: "GET", Path: "/missing"}}
-	s13, k13 := tlstest.HTTPSessions(t, &tls.Config{InsecureSkipVerify: true}, &tls.Config{Certificates: []tls.Certificate{certs.ECDSA}}, xs, true)
-	s12, k12 := tlstest.HTTPSessions(t, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12},
-		&tls.Config{Certificates: []tls.Certificate{certs.RSA}}, xs, true)
-	pcap := filepath.Join(t.TempDir(), "tls.pcap")
-	tlstest.WritePcap(t, pcap, append(s13, s12...))
-	lines := append(k13, k12...)
-	segs := pipelinetest.CutFile(t, pipelinetest.Agent, pcap, 1<<10)
-	kl := keylog.New()
-	if err := kl.Read(bytes.NewReader(lines)); err != nil {
-		t.Fatal(err)
-	}
-	ref := pipelinetest.ReferenceKeys(t, segs, kl)
-	if len(ref.HTTPRows) != 2*len(xs) {
-		t.Fatalf("reference run: %d http rows, want %d", len(ref.HTTPRows), 2*len(xs))
+	sessions, lines, segs := genTLSSegments(t)
+	ref := pipelinetest.ReferenceKeys(t, segs, logOf(t, lines))
+	if len(ref.HTTPRows) != 6 {
+		t.Fatalf("reference run: %d http rows, want 6", len(ref.HTTPRows))
 	}
 
 	st := store.NewMem()
 	p := New(Config{Store: st, WaitPredecessor: time.Second})
-	sessions := append(s13, s12...)
 	perSeg := make([][]byte, len(segs))
 	moved := 0
 	for _, l := range bytes.SplitAfter(lines, []byte("\n")) {
@@ -236,20 +224,7 @@ func TestSecretsOneSegmentEarly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The segment where the session's ClientHello (its client's first
-		// write) ends, and the one before it.
-		j := slices.IndexFunc(sessions, func(s *tlstest.Session) bool { return bytes.Contains(s.Chunks[0].Data, cr) })
-		if j < 0 {
-			t.Fatalf("no session for a %s line", f[0])
-		}
-		hello := sessions[j].Chunks[0].Data
-		i := slices.IndexFunc(segs, func(s pipelinetest.Segment) bool { return bytes.Contains(segmentPackets(t, s), cr) })
-		for i >= 0 && i < len(segs) && !bytes.Contains(segmentPackets(t, segs[i]), hello[len(hello)-16:]) {
-			i++ // sessions' ClientHellos may end alike: look from the random on
-		}
-		if i < 0 || i == len(segs) {
-			t.Fatalf("no segment holds the end of session %d's ClientHello", j)
-		}
+		i := helloEnd(t, sessions, segs, cr)
 		if i > 0 {
 			i--
 			moved++
@@ -291,6 +266,51 @@ func TestSecretsOneSegmentEarly(t *testing.T) {
 	checkNoSecrets(t, st, lines)
 }
 
+// genTLSSegments makes real TLS sessions (crypto/tls, TLS 1.3 and 1.2, one
+// connection per request: 3 each) and returns them, their key log and
+// their capture cut into segments of about 1 KiB.
+func genTLSSegments(t *testing.T) ([]*tlstest.Session, []byte, []pipelinetest.Segment) {
+	t.Helper()
+	certs := tlstest.NewCerts(t)
+	xs := []tlstest.HTTPExchange{{Method: "GET", Path: "/a"}, {Method: "POST", Path: "/b", Body: "x=1"}, {Method: "GET", Path: "/missing"}}
+	s13, k13 := tlstest.HTTPSessions(t, &tls.Config{InsecureSkipVerify: true}, &tls.Config{Certificates: []tls.Certificate{certs.ECDSA}}, xs, true)
+	s12, k12 := tlstest.HTTPSessions(t, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12},
+		&tls.Config{Certificates: []tls.Certificate{certs.RSA}}, xs, true)
+	pcap := filepath.Join(t.TempDir(), "tls.pcap")
+	sessions := append(s13, s12...)
+	tlstest.WritePcap(t, pcap, sessions)
+	return sessions, append(k13, k12...), pipelinetest.CutFile(t, pipelinetest.Agent, pcap, 1<<10)
+}
+
+// helloEnd returns the segment where the ClientHello with client random cr
+// (its client's first write) ends.
+func helloEnd(t *testing.T, sessions []*tlstest.Session, segs []pipelinetest.Segment, cr []byte) int {
+	t.Helper()
+	j := slices.IndexFunc(sessions, func(s *tlstest.Session) bool { return bytes.Contains(s.Chunks[0].Data, cr) })
+	if j < 0 {
+		t.Fatalf("no session with client random %x", cr)
+	}
+	hello := sessions[j].Chunks[0].Data
+	i := slices.IndexFunc(segs, func(s pipelinetest.Segment) bool { return bytes.Contains(segmentPackets(t, s), cr) })
+	for i >= 0 && i < len(segs) && !bytes.Contains(segmentPackets(t, segs[i]), hello[len(hello)-16:]) {
+		i++ // sessions' ClientHellos may end alike: look from the random on
+	}
+	if i < 0 || i == len(segs) {
+		t.Fatalf("no segment holds the end of session %d's ClientHello", j)
+	}
+	return i
+}
+
+// logOf reads a key log.
+func logOf(t *testing.T, lines []byte) *keylog.Log {
+	t.Helper()
+	kl := keylog.New()
+	if err := kl.Read(bytes.NewReader(lines)); err != nil {
+		t.Fatal(err)
+	}
+	return kl
+}
+
 // segmentPackets returns the packet bytes of a segment, concatenated.
 func segmentPackets(t *testing.T, s pipelinetest.Segment) []byte {
 	t.Helper()
@@ -310,4 +330,119 @@ func segmentPackets(t *testing.T, s pipelinetest.Segment) []byte {
 		}
 		out = append(out, data...)
 	}
+}
+
+// A reparse for late keys races the normal parse of the stream's next
+// segment, which read the checkpoint before the reparse replaced it: the
+// reparse waits for that segment's commit and parses it again, so the
+// lake is the same as one keyed parse.
+func TestReparseChasesTheStream(t *testing.T) {
+	sessions, allLines, all := genTLSSegments(t)
+	// The first session's keys, in the secrets of the segment where its
+	// ClientHello ends.
+	var lines []byte
+	hello := -1
+	for _, l := range bytes.SplitAfter(allLines, []byte("\n")) {
+		f := strings.Fields(string(l))
+		if len(f) != 3 {
+			continue
+		}
+		cr, err := hex.DecodeString(f[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(sessions[0].Chunks[0].Data, cr) {
+			lines = append(lines, l...)
+			hello = helloEnd(t, sessions, all, cr)
+		}
+	}
+	// The stream so far ends with a segment that the decrypted session
+	// continues into: its checkpoint before differs with keys.
+	var segs []pipelinetest.Segment
+	without, with := store.NewMem(), store.NewMem()
+	pipelinetest.Upload(t, without, all)
+	pipelinetest.Upload(t, with, all)
+	putSecrets(t, with, all[hello], lines)
+	pa, pb := New(Config{Store: without}), New(Config{Store: with})
+	for i, sg := range all {
+		if err := pa.Ingest(t.Context(), sg.Key); err != nil {
+			t.Fatal(err)
+		}
+		if err := pb.Ingest(t.Context(), sg.Key); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := pa.getAll(t.Context(), keys.State(stream, uint64(i)))
+		b, _ := pb.getAll(t.Context(), keys.State(stream, uint64(i)))
+		if i > hello && !bytes.Equal(a, b) {
+			segs = all[:i+2]
+			break
+		}
+	}
+	if segs == nil || len(segs) > len(all) {
+		t.Fatal("no checkpoint depends on the keys: the test shows nothing")
+	}
+	ref := pipelinetest.ReferenceKeys(t, segs, logOf(t, lines))
+
+	st := &signalStore{Store: store.NewMem(), written: make(chan string, 1024)}
+	p := New(Config{Store: st, WaitPredecessor: 20 * time.Second, Poll: 5 * time.Millisecond})
+	pipelinetest.Upload(t, st, segs)
+	last := len(segs) - 1
+	for _, s := range segs[:last] {
+		if err := p.Ingest(t.Context(), s.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last segment's event came: indexed, its parse about to read
+	// the checkpoint before it.
+	if err := p.index(t.Context(), segs[last].Key, stream, uint64(last)); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := p.getAll(t.Context(), keys.State(stream, uint64(last-1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := putSecrets(t, st, segs[hello], lines)
+	done := make(chan error, 1)
+	go func() { done <- p.Ingest(t.Context(), secrets) }() // the late keys: a reparse from there
+	// The normal parse of the last segment, from the checkpoint it read
+	// before the reparse replaced it, commits while the reparse runs.
+	for key := range st.written {
+		if key == keys.State(stream, uint64(last-1)) {
+			break
+		}
+	}
+	res, err := p.parseSegment(t.Context(), stream, uint64(last), segs[last].Key, stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.writeOutputs(t.Context(), stream, uint64(last), res, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutIfAbsent(t.Context(), keys.State(stream, uint64(last)), bytes.NewReader(res.checkpoint), int64(len(res.checkpoint))); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.FlushStream(t.Context(), stream, uint64(last)); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.CheckLake(t, st, ref)
+}
+
+// signalStore tells the keys of the objects Put writes.
+type signalStore struct {
+	store.Store
+	written chan string
+}
+
+func (s *signalStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	err := s.Store.Put(ctx, key, r, size)
+	if err == nil {
+		select {
+		case s.written <- key:
+		default:
+		}
+	}
+	return err
 }
