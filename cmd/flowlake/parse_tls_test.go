@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowlake/flowlake/internal/store"
 	"github.com/flowlake/flowlake/internal/testcap"
 )
 
@@ -141,4 +142,76 @@ func TestParseKeylogDecrypts(t *testing.T) {
 		t.Errorf("with the secrets in the pcapng: http %v, tls %v", xs, sts)
 	}
 	noSecrets(t, keys, lake, out)
+}
+
+// flowlake segment decrypts like flowlake parse: with --keylog, and with
+// the secrets inside a pcapng (Decryption Secrets Blocks), through the
+// in-process functions, the capture cut into many segments. With remote
+// functions every segment's secrets object holds the key lines, and the
+// pipeline run over the store decrypts the same; a re-run leaves them.
+func TestSegmentKeylogDecrypts(t *testing.T) {
+	capture := testcap.Path(t, "pcapfs-system-tests.pcapng")
+	keys := testcap.Path(t, "pcapfs-system-tests.keylog")
+	ref := t.TempDir()
+	if out, err := runCLI(t, "parse", "-q", "--lake", ref, "--keylog", keys, capture); err != nil {
+		t.Fatalf("parse: %v\n%s", err, out)
+	}
+	want, wantTLS := tlsLake(t, ref)
+	decrypted := 0
+	for _, x := range want {
+		if strings.HasSuffix(x, "tls=true") {
+			decrypted++
+		}
+	}
+	if decrypted == 0 {
+		t.Fatalf("parse --keylog decrypts nothing: %v", want)
+	}
+	segment := func(extra ...string) string {
+		t.Helper()
+		dir := t.TempDir()
+		args := append([]string{"segment", "-q", "--store", dir, "--agent", "probe", "--max-bytes", "4KiB"}, extra...)
+		if out, err := runCLI(t, args...); err != nil {
+			t.Fatalf("segment %v: %v\n%s", extra, err, out)
+		}
+		return dir
+	}
+	check := func(what, dir string) {
+		t.Helper()
+		got, gotTLS := tlsLake(t, dir)
+		if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(gotTLS) != fmt.Sprint(wantTLS) {
+			t.Errorf("%s:\n  http %v\n  tls %v\nwant (parse --keylog)\n  http %v\n  tls %v", what, got, gotTLS, want, wantTLS)
+		}
+		noSecrets(t, keys, filepath.Join(dir, "lake"), "")
+	}
+	dir := segment("--keylog", keys, capture)
+	if raw, _ := filepath.Glob(filepath.Join(dir, "raw", "*", "*", "*", "*", "*", "*", "*.pcapng.zst")); len(raw) < 4 {
+		t.Fatalf("only %d segments", len(raw))
+	}
+	check("segment --keylog", dir)
+
+	// Remote functions: secrets objects, then the pipeline over the store.
+	remote := segment("--functions", "none", "--keylog", keys, capture)
+	st, err := store.NewLocal(remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := agentSegments(t, st, "probe")
+	secrets := secretsObjects(t, st, "probe")
+	if len(secrets[0]) != len(segs[0]) {
+		t.Fatalf("%d secrets objects for %d segments", len(secrets[0]), len(segs[0]))
+	}
+	parseAll(t, st, "probe", segs)
+	check("segment --functions none --keylog, then the functions", remote)
+	if out, err := runCLI(t, "segment", "-q", "--store", remote, "--agent", "probe", "--max-bytes", "4KiB", "--functions", "none", "--keylog", keys, capture); err != nil {
+		t.Fatalf("re-run: %v\n%s", err, out)
+	}
+
+	if _, err := exec.LookPath("editcap"); err != nil {
+		t.Skip("editcap not installed (Debian: apt-get install tshark): pcapng Decryption Secrets Blocks not tested")
+	}
+	dsb := filepath.Join(t.TempDir(), "with-secrets.pcapng")
+	if b, err := exec.Command("editcap", "--inject-secrets", "tls,"+keys, capture, dsb).CombinedOutput(); err != nil {
+		t.Fatalf("editcap: %v\n%s", err, b)
+	}
+	check("segment of a pcapng with secrets blocks", segment(dsb))
 }

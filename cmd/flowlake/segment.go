@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowlake/flowlake/internal/capture"
+	"github.com/flowlake/flowlake/internal/keylog"
 	"github.com/flowlake/flowlake/internal/keys"
 	"github.com/flowlake/flowlake/internal/pipeline"
 	"github.com/flowlake/flowlake/internal/segment"
@@ -27,11 +28,13 @@ func runSegment(ctx context.Context, args []string, getenv func(string) string, 
 	fs := flag.NewFlagSet("segment", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: flowlake segment [--store URL] [--agent ID] [--stream K] [--first-seq N] [--max-bytes 8MiB] [--max-span 10s] FILE...\n\n"+
+		fmt.Fprintln(stderr, "usage: flowlake segment [--store URL] [--agent ID] [--stream K] [--first-seq N] [--max-bytes 8MiB] [--max-span 10s] [--keylog FILE]... FILE...\n\n"+
 			"Reads pcap/pcapng files (also .gz/.zst) in the order given, as one stream of one agent,\n"+
 			"cuts it into capture segments (zstd-compressed pcapng) numbered from --first-seq, and\n"+
 			"uploads each to raw/agent=ID/stream=K/<yyyy>/<mm>/<dd>/<hh>/<seq>.pcapng.zst. The same\n"+
-			"input always gives the same segments, so a re-run skips the ones already uploaded.\n\nflags:")
+			"input always gives the same segments, so a re-run skips the ones already uploaded.\n"+
+			"TLS keys (--keylog files, pcapng Decryption Secrets Blocks) decrypt the in-process parse;\n"+
+			"with remote functions each segment's secrets/ object holds every key line met so far.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	storeURL := fs.String("store", envOr(getenv, "STORE", "./flowlake-data"), "object store: a directory, file:///DIR or s3://BUCKET[/PREFIX] (env FLOWLAKE_STORE)")
@@ -44,6 +47,8 @@ func runSegment(ctx context.Context, args []string, getenv func(string) string, 
 	quiet := fs.Bool("q", false, "print nothing but errors")
 	functions := fs.String("functions", "auto", "run ingest and parse: inprocess (events in this process, the embedded default), none (the store's notifications trigger the functions), auto (inprocess for a directory store, none for s3)")
 	flush := fs.Bool("flush", true, "with in-process functions: end the stream after the last segment, writing the rows of connections still open")
+	var keylogs multiFlag
+	fs.Var(&keylogs, "keylog", "TLS key log file (NSS format, SSLKEYLOGFILE) to decrypt with; repeatable (pcapng Decryption Secrets Blocks are read too)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -72,6 +77,19 @@ func runSegment(ctx context.Context, args []string, getenv func(string) string, 
 			return fmt.Errorf("segment: %s is a directory; give the capture files (e.g. %s/*.pcap)", f, f)
 		}
 	}
+	// The key lines: what the --keylog files hold, then the Decryption
+	// Secrets Blocks as the capture meets them.
+	tlsKeys, keyLines := keylog.New(), []byte(nil)
+	for _, k := range keylogs {
+		b, err := os.ReadFile(k)
+		if err != nil {
+			return fmt.Errorf("segment: --keylog: %w", err)
+		}
+		if err := tlsKeys.Read(bytes.NewReader(b)); err != nil {
+			return fmt.Errorf("segment: --keylog %s: %w", k, err)
+		}
+		keyLines = appendLines(keyLines, b)
+	}
 	st, err := store.Open(ctx, *storeURL)
 	if err != nil {
 		return fmt.Errorf("segment: %w", err)
@@ -85,8 +103,17 @@ func runSegment(ctx context.Context, args []string, getenv func(string) string, 
 	up := &uploader{ctx: ctx, st: st, out: stdout, quiet: *quiet}
 	var pipe *pipeline.Pipeline
 	if inproc {
-		pipe = pipeline.New(pipeline.Config{Store: st, WaitPredecessor: time.Second})
+		// The keys decrypt as static keys (Engine.Keys, read by every
+		// segment's parse), which the secrets blocks add to as they come.
+		cfg := pipeline.Config{Store: st, WaitPredecessor: time.Second}
+		cfg.Engine.Keys = tlsKeys
+		pipe = pipeline.New(cfg)
 		up.after = func(key string) error { return pipe.Ingest(ctx, key) }
+	} else {
+		// Remote functions read keys from secrets/ only: each segment's
+		// object holds every line so far, as parse carries a secrets
+		// object's keys only to the next segment.
+		up.secrets = func() []byte { return keyLines }
 	}
 	cut := segment.NewCutter(*agent, *stream, *firstSeq, int64(maxBytes), *maxSpan, "", up.emit)
 	src := capture.Open(files)
@@ -104,6 +131,12 @@ func runSegment(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		if err != nil {
 			return fmt.Errorf("segment: %w", err)
+		}
+		if b := src.TakeSecrets(); len(b) > 0 {
+			if err := tlsKeys.Read(bytes.NewReader(b)); err != nil {
+				return fmt.Errorf("segment: %s: decryption secrets block: %w", p.FileName, err)
+			}
+			keyLines = appendLines(keyLines, b)
 		}
 		if p.File != file {
 			file, inFile = p.File, 0
@@ -148,6 +181,9 @@ type uploader struct {
 	quiet bool
 	// after, if set, runs for each stored segment (in-process ingest).
 	after func(key string) error
+	// secrets, if set, returns the key log lines that go into each
+	// segment's secrets object, stored before the segment.
+	secrets func() []byte
 
 	segments, uploaded, existing int
 	packets, captured, stored    int64
@@ -159,6 +195,16 @@ type uploader struct {
 // one is an error, never overwritten.
 func (u *uploader) emit(data []byte, m segment.Meta) error {
 	key := segment.Key(m)
+	if u.secrets != nil {
+		if lines := u.secrets(); len(lines) > 0 {
+			sk := keys.Secrets(keys.Stream{Agent: m.Agent, Stream: m.Stream}, m.Seq, time.Unix(0, m.FirstTS))
+			// A re-run finds it there: not written again, which would make
+			// the functions reparse the segment for "late" keys.
+			if err := u.st.PutIfAbsent(u.ctx, sk, bytes.NewReader(lines), int64(len(lines))); err != nil && !errors.Is(err, store.ErrExists) {
+				return fmt.Errorf("upload secrets: %w", err)
+			}
+		}
+	}
 	status := "uploaded"
 	err := u.st.PutIfAbsent(u.ctx, key, bytes.NewReader(data), int64(len(data)))
 	switch {
@@ -196,6 +242,15 @@ func (u *uploader) emit(data []byte, m segment.Meta) error {
 		fmt.Fprintf(u.out, "  %-16s %s  %6d packets  %9.1f KB -> %8.1f KB\n", status, key, m.Packets, float64(m.Bytes)/1e3, float64(len(data))/1e3)
 	}
 	return nil
+}
+
+// appendLines appends b to lines, ending it with a newline.
+func appendLines(lines, b []byte) []byte {
+	lines = append(lines, b...)
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		lines = append(lines, '\n')
+	}
+	return lines
 }
 
 func (u *uploader) summary(files int, inBytes int64, elapsed time.Duration, url string) {
